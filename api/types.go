@@ -1,0 +1,358 @@
+// Package api holds berth's wire types: the nouns of the HTTP API and of the
+// state kept in etcd, and their validation. It imports nothing of berth's own.
+package api
+
+import (
+	"time"
+)
+
+// Labels that berth puts on every engine object it creates. Adoption, garbage
+// collection and cleanup only ever consider objects whose LabelCluster matches
+// their own cluster: berth never touches what it did not create.
+const (
+	LabelCluster  = "io.berth.cluster"
+	LabelStack    = "io.berth.stack"
+	LabelService  = "io.berth.service"
+	LabelTask     = "io.berth.task"
+	LabelSlot     = "io.berth.slot"
+	LabelRevision = "io.berth.revision"
+	LabelJob      = "io.berth.job"
+	LabelNode     = "io.berth.node"
+)
+
+// Stack is a Compose file deployed under a name.
+type Stack struct {
+	Name     string                    `json:"name"`
+	Services map[string]*ServiceSpec   `json:"services"`
+	Networks map[string]NetworkSpec    `json:"networks,omitempty"`
+	Volumes  map[string]VolumeSpec     `json:"volumes,omitempty"`
+	Secrets  map[string]SecretSource   `json:"secrets,omitempty"`
+	Configs  map[string]ConfigSource   `json:"configs,omitempty"`
+	Sources  []string                  `json:"sources,omitempty"` // Compose files it came from
+	Warnings []string                  `json:"warnings,omitempty"`
+	Extra    map[string]StackExtension `json:"-"`
+}
+
+// StackExtension is reserved for settings later issues hang off a stack.
+type StackExtension struct{}
+
+// NetworkSpec describes a Compose network. berth gives every stack one
+// user-defined bridge; extra Compose networks become aliases on it.
+type NetworkSpec struct {
+	Internal bool              `json:"internal,omitempty"`
+	Labels   map[string]string `json:"labels,omitempty"`
+}
+
+// VolumeSpec describes a named volume of a stack. Named volumes survive
+// redeploys and `berth rm` unless --volumes is given.
+type VolumeSpec struct {
+	Driver     string            `json:"driver,omitempty"`
+	DriverOpts map[string]string `json:"driver_opts,omitempty"`
+	Labels     map[string]string `json:"labels,omitempty"`
+	External   bool              `json:"external,omitempty"`
+}
+
+// SecretSource is where a Compose secret's value comes from.
+type SecretSource struct {
+	File        string `json:"file,omitempty"`
+	Environment string `json:"environment,omitempty"`
+}
+
+// ConfigSource is where a Compose config's content comes from. Content is
+// read at conversion time so that the deploy does not depend on client files.
+type ConfigSource struct {
+	File    string `json:"file,omitempty"`
+	Content string `json:"content,omitempty"`
+}
+
+// ServiceSpec is the desired state of one Compose service. It is the body of a
+// Revision: two specs that marshal to the same JSON are the same revision.
+type ServiceSpec struct {
+	Name  string `json:"name"`
+	Image string `json:"image"`
+	// ImageID is the digest the tag resolved to at deploy time. Tasks run this,
+	// never the tag, so a moved tag changes nothing until the next deploy.
+	ImageID string `json:"image_id,omitempty"`
+
+	Command     []string          `json:"command,omitempty"`
+	Entrypoint  []string          `json:"entrypoint,omitempty"`
+	Environment map[string]string `json:"environment,omitempty"`
+	WorkingDir  string            `json:"working_dir,omitempty"`
+	User        string            `json:"user,omitempty"`
+	Hostname    string            `json:"hostname,omitempty"`
+	Labels      map[string]string `json:"labels,omitempty"`
+
+	Replicas  int           `json:"replicas"`
+	Resources Resources     `json:"resources"`
+	Restart   RestartPolicy `json:"restart"`
+	Health    *HealthCheck  `json:"health,omitempty"`
+	Security  Security      `json:"security"`
+
+	StopSignal      string   `json:"stop_signal,omitempty"`
+	StopGracePeriod Duration `json:"stop_grace_period,omitempty"`
+
+	// NetworkMode is "" (the stack's network) or "host". Host-networked tasks
+	// get a port from the scheduler in the PORT environment variable.
+	NetworkMode string    `json:"network_mode,omitempty"`
+	Networks    []string  `json:"networks,omitempty"` // Compose networks joined (all map to the stack network)
+	Aliases     []string  `json:"aliases,omitempty"`
+	Ports       []Port    `json:"ports,omitempty"`
+	Mounts      []Mount   `json:"mounts,omitempty"`
+	Tmpfs       []string  `json:"tmpfs,omitempty"`
+	Secrets     []FileRef `json:"secrets,omitempty"`
+	Configs     []FileRef `json:"configs,omitempty"`
+
+	Placement Placement `json:"placement,omitempty"`
+	// Schedule, when set, makes the service a scheduled job: a cron
+	// expression; each run is a fresh container; runs never overlap.
+	Schedule string `json:"schedule,omitempty"`
+	// DependsOn lists services started first (ordering only).
+	DependsOn []string `json:"depends_on,omitempty"`
+}
+
+// Resources are limits and reservations. Zero means "berth's default" for
+// limits (see agent configuration) and "none" for reservations.
+type Resources struct {
+	NanoCPUs           int64 `json:"nano_cpus,omitempty"`            // limit, 1e9 = one CPU
+	MemoryBytes        int64 `json:"memory_bytes,omitempty"`         // limit
+	PidsLimit          int64 `json:"pids_limit,omitempty"`           // limit
+	CPUShares          int64 `json:"cpu_shares,omitempty"`           // relative weight
+	ReserveNanoCPUs    int64 `json:"reserve_nano_cpus,omitempty"`    // scheduling request
+	ReserveMemoryBytes int64 `json:"reserve_memory_bytes,omitempty"` // scheduling request
+}
+
+// Restart conditions, as in Compose's deploy.restart_policy.
+const (
+	RestartAny       = "any"
+	RestartOnFailure = "on-failure"
+	RestartNone      = "none"
+)
+
+// RestartPolicy says when berth restarts a task's container that exited.
+// Restarts back off exponentially from Delay up to MaxDelay; a task that ran
+// for Window without exiting is considered stable and its backoff resets.
+type RestartPolicy struct {
+	Condition   string   `json:"condition"`
+	MaxAttempts int      `json:"max_attempts,omitempty"` // 0: unlimited
+	Delay       Duration `json:"delay,omitempty"`
+	Window      Duration `json:"window,omitempty"`
+}
+
+// HealthCheck is the in-container check of Compose's healthcheck.
+type HealthCheck struct {
+	Test          []string `json:"test"`
+	Interval      Duration `json:"interval,omitempty"`
+	Timeout       Duration `json:"timeout,omitempty"`
+	StartPeriod   Duration `json:"start_period,omitempty"`
+	StartInterval Duration `json:"start_interval,omitempty"`
+	Retries       int      `json:"retries,omitempty"`
+}
+
+// Security holds the container's privileges. berth's defaults are least
+// privilege; every field that widens them is an explicit opt-out.
+type Security struct {
+	CapAdd   []string `json:"cap_add,omitempty"`
+	CapDrop  []string `json:"cap_drop,omitempty"` // always includes ALL unless KeepDefaultCaps
+	ReadOnly bool     `json:"read_only,omitempty"`
+	// KeepDefaultCaps keeps the engine's default capability set instead of
+	// dropping all (x-berth.security.keep_default_capabilities).
+	KeepDefaultCaps bool `json:"keep_default_caps,omitempty"`
+	// AllowNewPrivileges turns off no-new-privileges (x-berth.security.allow_new_privileges).
+	AllowNewPrivileges bool              `json:"allow_new_privileges,omitempty"`
+	SecurityOpt        []string          `json:"security_opt,omitempty"`
+	Sysctls            map[string]string `json:"sysctls,omitempty"`
+	Ulimits            map[string]Ulimit `json:"ulimits,omitempty"`
+}
+
+// Ulimit is a soft/hard pair.
+type Ulimit struct {
+	Soft int64 `json:"soft"`
+	Hard int64 `json:"hard"`
+}
+
+// Port is a Compose published port. The ingress (not Docker port publishing)
+// listens on Published and forwards to Target on healthy tasks.
+type Port struct {
+	Target    uint16 `json:"target"`
+	Published uint16 `json:"published,omitempty"`
+	Protocol  string `json:"protocol,omitempty"` // tcp or udp
+	HostIP    string `json:"host_ip,omitempty"`
+}
+
+// Mount types.
+const (
+	MountVolume = "volume"
+	MountBind   = "bind"
+	MountTmpfs  = "tmpfs"
+)
+
+// Mount is a volume, bind or tmpfs mount of a service.
+type Mount struct {
+	Type     string `json:"type"`
+	Source   string `json:"source,omitempty"` // volume name (stack-local) or host path
+	Target   string `json:"target"`
+	ReadOnly bool   `json:"read_only,omitempty"`
+}
+
+// FileRef places a secret or config in a container.
+type FileRef struct {
+	Source string `json:"source"`
+	Target string `json:"target,omitempty"` // default /run/secrets/SOURCE or /SOURCE
+	UID    string `json:"uid,omitempty"`
+	GID    string `json:"gid,omitempty"`
+	Mode   uint32 `json:"mode,omitempty"`
+}
+
+// Placement constrains where the scheduler may put a service's tasks.
+type Placement struct {
+	// Constraints are "node.labels.KEY==VALUE", "node.labels.KEY!=VALUE",
+	// "node.name==NAME" or "node.name!=NAME", as in Compose's deploy.placement.
+	Constraints []string `json:"constraints,omitempty"`
+	// MaxPerNode limits replicas of the service on one node (0: no limit).
+	MaxPerNode int `json:"max_per_node,omitempty"`
+}
+
+// Revision is an immutable, numbered version of a service spec.
+type Revision struct {
+	Stack     string      `json:"stack"`
+	Service   string      `json:"service"`
+	Number    int         `json:"number"`
+	Hash      string      `json:"hash"`
+	Spec      ServiceSpec `json:"spec"`
+	CreatedAt time.Time   `json:"created_at"`
+}
+
+// ServiceState is the server's record of a deployed service: which revision
+// is current and how many replicas it should run.
+type ServiceState struct {
+	Stack    string `json:"stack"`
+	Name     string `json:"name"`
+	Revision int    `json:"revision"`
+	Replicas int    `json:"replicas"`
+	// Stopped services keep their tasks' containers stopped (berth stop).
+	Stopped bool `json:"stopped,omitempty"`
+	// RestartGen bumps on `berth restart`: tasks with an older generation are replaced.
+	RestartGen int       `json:"restart_gen,omitempty"`
+	UpdatedAt  time.Time `json:"updated_at"`
+}
+
+// StackRecord is the stored part of a stack that is not per service.
+type StackRecord struct {
+	Name      string                 `json:"name"`
+	Networks  map[string]NetworkSpec `json:"networks,omitempty"`
+	Volumes   map[string]VolumeSpec  `json:"volumes,omitempty"`
+	Sources   []string               `json:"sources,omitempty"`
+	Services  []string               `json:"services"`
+	CreatedAt time.Time              `json:"created_at"`
+	UpdatedAt time.Time              `json:"updated_at"`
+}
+
+// Desired task states, written by the server.
+const (
+	DesiredRunning = "running"
+	DesiredStopped = "stopped"
+)
+
+// Task is one container of one revision in one slot on one node. The server
+// writes it; the agent of Node reads it and writes a TaskStatus.
+type Task struct {
+	ID         string    `json:"id"`
+	Stack      string    `json:"stack"`
+	Service    string    `json:"service"`
+	Slot       int       `json:"slot"`
+	Revision   int       `json:"revision"`
+	Node       string    `json:"node"`
+	Desired    string    `json:"desired"`
+	RestartGen int       `json:"restart_gen,omitempty"`
+	HostPort   uint16    `json:"host_port,omitempty"` // network_mode: host only
+	CreatedAt  time.Time `json:"created_at"`
+}
+
+// Observed task states, written by the agent.
+const (
+	StatePending    = "pending"    // not yet created
+	StateStarting   = "starting"   // created, starting, or health not yet known
+	StateRunning    = "running"    // running (and healthy if it has a check)
+	StateUnhealthy  = "unhealthy"  // running but failing its health check
+	StateRestarting = "restarting" // exited, restart scheduled after backoff
+	StateCrashLoop  = "crashloop"  // exits repeatedly; restarts back off
+	StateExited     = "exited"     // exited and will not be restarted by policy
+	StateStopped    = "stopped"    // stopped because desired state is stopped
+	StateFailed     = "failed"     // cannot be created or started (see Reason)
+)
+
+// TaskStatus is what the agent observed of a task.
+type TaskStatus struct {
+	TaskID      string    `json:"task_id"`
+	Node        string    `json:"node"`
+	ContainerID string    `json:"container_id,omitempty"`
+	State       string    `json:"state"`
+	Health      string    `json:"health,omitempty"`
+	ExitCode    int       `json:"exit_code,omitempty"`
+	OOMKilled   bool      `json:"oom_killed,omitempty"`
+	Restarts    int       `json:"restarts"`
+	Reason      string    `json:"reason,omitempty"`
+	Address     string    `json:"address,omitempty"` // IP on the stack network
+	StartedAt   time.Time `json:"started_at,omitempty"`
+	NextRestart time.Time `json:"next_restart,omitempty"`
+	UpdatedAt   time.Time `json:"updated_at"`
+}
+
+// Node states.
+const (
+	NodeReady    = "ready"
+	NodeDown     = "down"
+	NodeDraining = "draining"
+)
+
+// Node is a machine with an agent and a Docker Engine.
+type Node struct {
+	ID       string            `json:"id"`
+	Name     string            `json:"name"`
+	Labels   map[string]string `json:"labels,omitempty"`
+	Address  string            `json:"address,omitempty"`
+	NanoCPUs int64             `json:"nano_cpus"`
+	Memory   int64             `json:"memory_bytes"`
+	State    string            `json:"state"`
+	Engine   string            `json:"engine,omitempty"` // engine version
+	Degraded string            `json:"degraded,omitempty"`
+	Since    time.Time         `json:"since"`
+}
+
+// Event is a state change a person would want to see later.
+type Event struct {
+	Seq     int64     `json:"seq"`
+	Time    time.Time `json:"time"`
+	Type    string    `json:"type"` // e.g. "stack.deploy", "task.crashloop"
+	Stack   string    `json:"stack,omitempty"`
+	Service string    `json:"service,omitempty"`
+	Task    string    `json:"task,omitempty"`
+	Node    string    `json:"node,omitempty"`
+	Message string    `json:"message"`
+}
+
+// Job run states.
+const (
+	JobPending   = "pending"
+	JobRunning   = "running"
+	JobSucceeded = "succeeded"
+	JobFailed    = "failed"
+	JobSkipped   = "skipped" // a scheduled run skipped because the previous one still ran
+)
+
+// JobRun is one run of a one-off (`berth run`) or scheduled job.
+type JobRun struct {
+	ID        string    `json:"id"`
+	Stack     string    `json:"stack"`
+	Service   string    `json:"service"`
+	Revision  int       `json:"revision"`
+	Command   []string  `json:"command,omitempty"`
+	Scheduled bool      `json:"scheduled,omitempty"`
+	Node      string    `json:"node,omitempty"`
+	State     string    `json:"state"`
+	ExitCode  int       `json:"exit_code"`
+	Reason    string    `json:"reason,omitempty"`
+	Output    string    `json:"output,omitempty"` // last bytes of output (kept for history)
+	StartedAt time.Time `json:"started_at"`
+	EndedAt   time.Time `json:"ended_at,omitempty"`
+}
