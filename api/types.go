@@ -256,16 +256,18 @@ const (
 // Task is one container of one revision in one slot on one node. The server
 // writes it; the agent of Node reads it and writes a TaskStatus.
 type Task struct {
-	ID         string    `json:"id"`
-	Stack      string    `json:"stack"`
-	Service    string    `json:"service"`
-	Slot       int       `json:"slot"`
-	Revision   int       `json:"revision"`
-	Node       string    `json:"node"`
-	Desired    string    `json:"desired"`
-	RestartGen int       `json:"restart_gen,omitempty"`
-	HostPort   uint16    `json:"host_port,omitempty"` // network_mode: host only
-	CreatedAt  time.Time `json:"created_at"`
+	ID         string `json:"id"`
+	Stack      string `json:"stack"`
+	Service    string `json:"service"`
+	Slot       int    `json:"slot"`
+	Revision   int    `json:"revision"`
+	Node       string `json:"node"`
+	Desired    string `json:"desired"`
+	RestartGen int    `json:"restart_gen,omitempty"`
+	HostPort   uint16 `json:"host_port,omitempty"` // network_mode: host only
+	// Unplaced says why the scheduler found no node for the task (Node is "").
+	Unplaced  string    `json:"unplaced,omitempty"`
+	CreatedAt time.Time `json:"created_at"`
 }
 
 // Observed task states, written by the agent.

@@ -1,0 +1,442 @@
+// Package agent runs on every node: it reads the tasks the server assigned
+// to its node, makes the engine's containers match them, applies restart
+// policies, and reports what it observed. It adopts containers it finds by
+// their labels after a restart and never touches objects of other clusters
+// or objects berth did not create.
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/berth-dev/berth/api"
+	"github.com/berth-dev/berth/runtime"
+	"github.com/berth-dev/berth/store"
+)
+
+// Config configures an agent.
+type Config struct {
+	ClusterID string
+	NodeID    string
+	NodeName  string
+	Labels    map[string]string
+	Defaults  Defaults
+	// CallTimeout bounds each engine call (default 30s).
+	CallTimeout time.Duration
+	// Resync is the period of a full pass without any trigger (default 10s).
+	Resync time.Duration
+	// Workers bounds concurrent container operations in a pass (default 16).
+	Workers int
+	// LeaseTTL is how long the node stays registered without a heartbeat.
+	LeaseTTL time.Duration
+}
+
+// Hooks let other parts of the node (the ingress) follow task lifecycles.
+// TaskStopping is called, and returns, before a running task's container is
+// signalled: that is where traffic is drained.
+type Hooks interface {
+	TaskRunning(t api.Task, st api.TaskStatus)
+	TaskStopping(ctx context.Context, t api.Task)
+}
+
+type noHooks struct{}
+
+func (noHooks) TaskRunning(api.Task, api.TaskStatus)     {}
+func (noHooks) TaskStopping(context.Context, api.Task) {}
+
+// Agent reconciles one node's containers with its tasks.
+type Agent struct {
+	cfg   Config
+	store *store.Store
+	drv   runtime.Driver
+	log   *slog.Logger
+	hooks Hooks
+
+	kick     chan struct{}
+	taskKick chan string
+
+	mu      sync.Mutex
+	tasks   map[string]api.Task        // desired tasks of this node, from the last pass
+	local   map[string]*taskState      // per-task memory (restart counts, last status)
+	specs   map[revKey]*api.ServiceSpec // immutable revisions, cached
+	stacks  map[string]api.StackRecord
+	nets    map[string]bool // stack networks ensured in this process
+	vols    map[string]bool // volumes ensured in this process
+	jobs    map[string]bool // job containers run by this process
+	lastErr error
+
+	timersMu sync.Mutex
+	timers   map[string]*time.Timer
+}
+
+type revKey struct {
+	stack, service string
+	rev            int
+}
+
+type taskState struct {
+	mu      sync.Mutex // serialises work on one task
+	restart restartState
+	status  api.TaskStatus
+	written bool
+	unhealthyStop bool
+}
+
+// New returns an agent. hooks may be nil.
+func New(cfg Config, st *store.Store, drv runtime.Driver, logger *slog.Logger, hooks Hooks) *Agent {
+	if cfg.CallTimeout <= 0 {
+		cfg.CallTimeout = 30 * time.Second
+	}
+	if cfg.Resync <= 0 {
+		cfg.Resync = 10 * time.Second
+	}
+	if cfg.Workers <= 0 {
+		cfg.Workers = 16
+	}
+	if cfg.LeaseTTL <= 0 {
+		cfg.LeaseTTL = 15 * time.Second
+	}
+	if cfg.Defaults == (Defaults{}) {
+		cfg.Defaults = DefaultDefaults()
+	}
+	if hooks == nil {
+		hooks = noHooks{}
+	}
+	return &Agent{
+		cfg: cfg, store: st, drv: drv, log: logger, hooks: hooks,
+		kick:     make(chan struct{}, 1),
+		taskKick: make(chan string, 256),
+		tasks:    map[string]api.Task{},
+		local:    map[string]*taskState{},
+		specs:    map[revKey]*api.ServiceSpec{},
+		stacks:   map[string]api.StackRecord{},
+		nets:     map[string]bool{},
+		vols:     map[string]bool{},
+		jobs:     map[string]bool{},
+		timers:   map[string]*time.Timer{},
+	}
+}
+
+// ownLabels are on every object this agent creates and select the objects
+// it may touch.
+func (a *Agent) ownLabels() map[string]string {
+	return map[string]string{api.LabelCluster: a.cfg.ClusterID, api.LabelNode: a.cfg.NodeID}
+}
+
+// Run registers the node and reconciles until ctx ends. Containers keep
+// running when it returns: the data plane does not depend on the agent.
+func (a *Agent) Run(ctx context.Context) error {
+	if err := a.loadStatuses(ctx); err != nil {
+		a.log.Warn("load previous task statuses", "err", err)
+	}
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	defer a.stopTimers()
+
+	wg.Add(2)
+	go func() { defer wg.Done(); a.heartbeat(ctx) }()
+	go func() { defer wg.Done(); a.watchEngine(ctx) }()
+
+	tasks := a.store.Watch(ctx, store.Tasks)
+	tick := time.NewTicker(a.cfg.Resync)
+	defer tick.Stop()
+	for {
+		a.pass(ctx)
+		for {
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-tasks:
+			case <-a.kick:
+			case <-tick.C:
+			case id := <-a.taskKick:
+				a.syncOne(ctx, id)
+				continue
+			}
+			break
+		}
+	}
+}
+
+// Kick asks for a full pass soon.
+func (a *Agent) Kick() {
+	select {
+	case a.kick <- struct{}{}:
+	default:
+	}
+}
+
+func (a *Agent) kickTask(id string) {
+	select {
+	case a.taskKick <- id:
+	default:
+		a.Kick()
+	}
+}
+
+// engineCtx bounds one engine call.
+func (a *Agent) engineCtx(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, a.cfg.CallTimeout)
+}
+
+// loadStatuses restores restart counts after a restart of the agent.
+func (a *Agent) loadStatuses(ctx context.Context) error {
+	sts, err := a.store.ListStatus(ctx, a.cfg.NodeID)
+	if err != nil {
+		return err
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, st := range sts {
+		a.local[st.TaskID] = &taskState{status: st, written: true, restart: restartState{Restarts: st.Restarts}}
+	}
+	return nil
+}
+
+// pass is one full reconciliation of the node.
+func (a *Agent) pass(ctx context.Context) {
+	err := a.reconcile(ctx)
+	a.mu.Lock()
+	changed := (err == nil) != (a.lastErr == nil)
+	a.lastErr = err
+	a.mu.Unlock()
+	if err != nil && ctx.Err() == nil {
+		lvl := slog.LevelDebug
+		if changed {
+			lvl = slog.LevelWarn
+		}
+		a.log.Log(ctx, lvl, "agent pass failed", "err", err)
+	}
+}
+
+func (a *Agent) reconcile(ctx context.Context) error {
+	all, err := a.store.ListTasks(ctx, "")
+	if err != nil {
+		return err
+	}
+	stacks, err := a.store.ListStacks(ctx)
+	if err != nil {
+		return err
+	}
+	lctx, cancel := a.engineCtx(ctx)
+	containers, err := a.drv.List(lctx, a.ownLabels())
+	cancel()
+	if err != nil {
+		return fmt.Errorf("list containers: %w", err)
+	}
+
+	desired := map[string]api.Task{}
+	for _, t := range all {
+		if t.Node == a.cfg.NodeID {
+			desired[t.ID] = t
+		}
+	}
+	a.mu.Lock()
+	a.tasks = desired
+	a.stacks = map[string]api.StackRecord{}
+	for _, s := range stacks {
+		a.stacks[s.Name] = s
+	}
+	a.mu.Unlock()
+
+	byTask := map[string][]runtime.Container{}
+	var orphans []runtime.Container
+	for _, c := range containers {
+		id := c.Labels[api.LabelTask]
+		if id == "" {
+			if job := c.Labels[api.LabelJob]; job != "" && !a.jobRunning(job) {
+				orphans = append(orphans, c)
+			}
+			continue
+		}
+		if _, ok := desired[id]; ok {
+			byTask[id] = append(byTask[id], c)
+		} else {
+			orphans = append(orphans, c)
+		}
+	}
+
+	sem := make(chan struct{}, a.cfg.Workers)
+	var wg sync.WaitGroup
+	run := func(f func()) {
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() { defer wg.Done(); defer func() { <-sem }(); f() }()
+	}
+	for _, c := range orphans {
+		run(func() { a.removeOrphan(ctx, c) })
+	}
+	for id, t := range desired {
+		cs := byTask[id]
+		run(func() { a.syncTask(ctx, t, cs) })
+	}
+	wg.Wait()
+	a.forgetGone(ctx, desired)
+	a.cleanupNetworks(ctx, desired, containers)
+	return nil
+}
+
+// syncOne re-examines one task after an engine event or a backoff timer.
+func (a *Agent) syncOne(ctx context.Context, id string) {
+	a.mu.Lock()
+	t, ok := a.tasks[id]
+	a.mu.Unlock()
+	if !ok {
+		return
+	}
+	lctx, cancel := a.engineCtx(ctx)
+	cs, err := a.drv.List(lctx, map[string]string{api.LabelCluster: a.cfg.ClusterID, api.LabelTask: id})
+	cancel()
+	if err != nil {
+		a.log.Warn("list task containers", "task", id, "err", err)
+		return
+	}
+	a.syncTask(ctx, t, cs)
+}
+
+func (a *Agent) state(id string) *taskState {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	st, ok := a.local[id]
+	if !ok {
+		st = &taskState{}
+		a.local[id] = st
+	}
+	return st
+}
+
+// forgetGone drops local state and statuses of tasks no longer desired.
+func (a *Agent) forgetGone(ctx context.Context, desired map[string]api.Task) {
+	a.mu.Lock()
+	var gone []string
+	for id := range a.local {
+		if _, ok := desired[id]; !ok {
+			gone = append(gone, id)
+			delete(a.local, id)
+		}
+	}
+	a.mu.Unlock()
+	for _, id := range gone {
+		a.cancelTimer(id)
+		if err := a.store.DeleteStatus(ctx, a.cfg.NodeID, id); err != nil {
+			a.log.Warn("delete status", "task", id, "err", err)
+		}
+	}
+}
+
+func (a *Agent) jobRunning(id string) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.jobs[id]
+}
+
+func (a *Agent) stackVolumes(stack string) map[string]api.VolumeSpec {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.stacks[stack].Volumes
+}
+
+// removeOrphan stops and removes a container of this cluster and node that
+// no task wants any more.
+func (a *Agent) removeOrphan(ctx context.Context, c runtime.Container) {
+	if c.Running() {
+		grace, err := time.ParseDuration(c.Labels[labelStopGrace])
+		if err != nil {
+			grace = a.cfg.Defaults.StopGrace
+		}
+		if id := c.Labels[api.LabelTask]; id != "" {
+			a.hooks.TaskStopping(ctx, api.Task{ID: id, Stack: c.Labels[api.LabelStack], Service: c.Labels[api.LabelService]})
+		}
+		sctx, cancel := context.WithTimeout(ctx, grace+a.cfg.CallTimeout)
+		err = a.drv.Stop(sctx, c.ID, grace)
+		cancel()
+		if err != nil && !errors.Is(err, runtime.ErrNotFound) {
+			a.log.Warn("stop orphan container", "container", c.Name, "err", err)
+		}
+	}
+	rctx, cancel := a.engineCtx(ctx)
+	defer cancel()
+	if err := a.drv.Remove(rctx, c.ID); err != nil && !errors.Is(err, runtime.ErrNotFound) {
+		a.log.Warn("remove orphan container", "container", c.Name, "err", err)
+		return
+	}
+	a.log.Info("removed container", "container", c.Name, "task", c.Labels[api.LabelTask])
+}
+
+// cleanupNetworks removes stack networks of this cluster that no desired
+// task and no container of this node uses any more.
+func (a *Agent) cleanupNetworks(ctx context.Context, desired map[string]api.Task, containers []runtime.Container) {
+	inUse := map[string]bool{}
+	for _, t := range desired {
+		inUse[networkName(t.Stack)] = true
+	}
+	for _, c := range containers {
+		if s := c.Labels[api.LabelStack]; s != "" {
+			inUse[networkName(s)] = true
+		}
+	}
+	lctx, cancel := a.engineCtx(ctx)
+	nets, err := a.drv.ListNetworks(lctx, map[string]string{api.LabelCluster: a.cfg.ClusterID})
+	cancel()
+	if err != nil {
+		return
+	}
+	for _, n := range nets {
+		if inUse[n.Name] {
+			continue
+		}
+		rctx, cancel := a.engineCtx(ctx)
+		err := a.drv.RemoveNetwork(rctx, n.Name)
+		cancel()
+		if err == nil {
+			a.mu.Lock()
+			delete(a.nets, n.Name)
+			a.mu.Unlock()
+			a.log.Info("removed network", "network", n.Name)
+		}
+	}
+}
+
+// RemoveVolumes removes the named volumes of a stack that this cluster
+// created. It is called after the stack is deleted, with --volumes.
+func (a *Agent) RemoveVolumes(ctx context.Context, stack string) error {
+	lctx, cancel := a.engineCtx(ctx)
+	vols, err := a.drv.ListVolumes(lctx, map[string]string{api.LabelCluster: a.cfg.ClusterID, api.LabelStack: stack})
+	cancel()
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, v := range vols {
+		// Containers of the stack may still be stopping; retry briefly.
+		var err error
+		for i := 0; i < 60; i++ {
+			rctx, cancel := a.engineCtx(ctx)
+			err = a.drv.RemoveVolume(rctx, v.Name)
+			cancel()
+			if err == nil || errors.Is(err, runtime.ErrNotFound) {
+				err = nil
+				break
+			}
+			a.Kick()
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(500 * time.Millisecond):
+			}
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("remove volume %s: %w", v.Name, err))
+		}
+		a.mu.Lock()
+		delete(a.vols, v.Name)
+		a.mu.Unlock()
+	}
+	return errors.Join(errs...)
+}

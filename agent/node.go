@@ -1,0 +1,125 @@
+package agent
+
+import (
+	"context"
+	"time"
+
+	"github.com/berth-dev/berth/api"
+	"github.com/berth-dev/berth/runtime"
+)
+
+// heartbeat keeps the node registered under an etcd lease. If the lease is
+// lost (etcd restarted, network cut), it registers again.
+func (a *Agent) heartbeat(ctx context.Context) {
+	for ctx.Err() == nil {
+		a.registerOnce(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+func (a *Agent) registerOnce(ctx context.Context) {
+	ictx, cancel := a.engineCtx(ctx)
+	info, err := a.drv.Info(ictx)
+	cancel()
+	node := api.Node{
+		ID: a.cfg.NodeID, Name: a.cfg.NodeName, Labels: a.cfg.Labels,
+		State: api.NodeReady, Since: time.Now().UTC(),
+	}
+	if err != nil {
+		node.Degraded = "engine unreachable: " + err.Error()
+	} else {
+		node.NanoCPUs, node.Memory, node.Engine = info.NanoCPUs, info.Memory, info.Version
+	}
+	lctx, lcancel := context.WithCancel(ctx)
+	defer lcancel()
+	lease, alive, err := a.store.NodeLease(lctx, a.cfg.LeaseTTL)
+	if err != nil {
+		a.log.Warn("node lease", "err", err)
+		return
+	}
+	if err := a.store.PutNode(ctx, node, lease); err != nil {
+		a.log.Warn("register node", "err", err)
+		return
+	}
+	a.log.Debug("node registered", "node", node.ID)
+	refresh := time.NewTicker(30 * time.Second)
+	defer refresh.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case _, ok := <-alive:
+			if !ok {
+				a.log.Warn("node lease lost; registering again")
+				return
+			}
+		case <-refresh.C:
+			// Keep capacity and engine state current.
+			ictx, cancel := a.engineCtx(ctx)
+			info, err := a.drv.Info(ictx)
+			cancel()
+			updated := node
+			if err != nil {
+				updated.Degraded = "engine unreachable: " + err.Error()
+			} else {
+				updated.Degraded = ""
+				updated.NanoCPUs, updated.Memory, updated.Engine = info.NanoCPUs, info.Memory, info.Version
+			}
+			if updated.Degraded != node.Degraded || updated.Memory != node.Memory || updated.Engine != node.Engine {
+				if err := a.store.PutNode(ctx, updated, lease); err == nil {
+					node = updated
+				}
+			}
+		}
+	}
+}
+
+// watchEngine follows the engine's container events for this cluster and
+// node and re-syncs the task an event concerns. A broken stream is
+// resubscribed, followed by a full pass for whatever was missed.
+func (a *Agent) watchEngine(ctx context.Context) {
+	for ctx.Err() == nil {
+		ectx, cancel := context.WithCancel(ctx)
+		events, errs := a.drv.Events(ectx, a.ownLabels())
+		a.Kick()
+	stream:
+		for {
+			select {
+			case <-ctx.Done():
+				cancel()
+				return
+			case e, ok := <-events:
+				if !ok {
+					break stream
+				}
+				a.onEngineEvent(e)
+			case err := <-errs:
+				if err != nil && ctx.Err() == nil {
+					a.log.Warn("engine event stream broke; resubscribing", "err", err)
+				}
+				break stream
+			}
+		}
+		cancel()
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+func (a *Agent) onEngineEvent(e runtime.Event) {
+	id := e.Labels[api.LabelTask]
+	if id == "" {
+		return
+	}
+	switch e.Action {
+	case runtime.EventDie, runtime.EventDestroy, runtime.EventOOM, runtime.EventHealth, runtime.EventStart:
+		a.kickTask(id)
+	}
+}

@@ -1,0 +1,393 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"reflect"
+	"time"
+
+	"github.com/berth-dev/berth/api"
+	"github.com/berth-dev/berth/runtime"
+)
+
+// syncTask makes one task's container match the task. cs are the
+// containers carrying the task's label (normally zero or one).
+func (a *Agent) syncTask(ctx context.Context, t api.Task, cs []runtime.Container) {
+	st := a.state(t.ID)
+	st.mu.Lock()
+	defer st.mu.Unlock()
+
+	// Two containers for one task can only come from a crash between
+	// create and record; keep the running (or newest) one.
+	if len(cs) > 1 {
+		keep := 0
+		for i, c := range cs {
+			if c.Running() {
+				keep = i
+			}
+		}
+		for i, c := range cs {
+			if i != keep {
+				a.removeOrphan(ctx, c)
+			}
+		}
+		cs = cs[keep : keep+1]
+	}
+
+	spec, err := a.spec(ctx, t)
+	if err != nil {
+		a.report(ctx, t, st, api.TaskStatus{State: api.StateFailed, Reason: err.Error()})
+		return
+	}
+
+	if len(cs) == 0 {
+		if t.Desired == api.DesiredStopped {
+			a.report(ctx, t, st, api.TaskStatus{State: api.StateStopped, Reason: "stopped (berth stop)"})
+			return
+		}
+		if st.written && st.status.ContainerID != "" {
+			a.log.Info("task container disappeared; recreating", "task", t.ID, "container", st.status.ContainerID)
+			a.event(ctx, t, "task.recreated", "container "+short(st.status.ContainerID)+" was removed outside berth; recreated")
+		}
+		a.createAndStart(ctx, t, spec, st)
+		return
+	}
+
+	c := cs[0]
+	if c.Labels[api.LabelTask] != "" && cs[0].ID != "" {
+		// Inspect for the fields List does not carry (exit code, OOM, health).
+		ictx, cancel := a.engineCtx(ctx)
+		full, err := a.drv.Inspect(ictx, c.ID)
+		cancel()
+		if errors.Is(err, runtime.ErrNotFound) {
+			a.createAndStart(ctx, t, spec, st)
+			return
+		}
+		if err == nil {
+			c = full
+		}
+	}
+
+	switch {
+	case t.Desired == api.DesiredStopped:
+		if c.Running() {
+			a.stopContainer(ctx, t, c, spec)
+		}
+		a.report(ctx, t, st, api.TaskStatus{ContainerID: c.ID, State: api.StateStopped, Reason: "stopped (berth stop)"})
+
+	case c.Running():
+		if c.Health == "unhealthy" {
+			a.log.Warn("task unhealthy; restarting", "task", t.ID)
+			st.unhealthyStop = true
+			a.stopContainer(ctx, t, c, spec)
+			a.kickTask(t.ID)
+			return
+		}
+		state := api.StateRunning
+		if c.Health == "starting" {
+			state = api.StateStarting
+		}
+		reason := ""
+		if st.restart.Consecutive > 0 {
+			reason = st.status.Reason // keep the last failure visible while it recovers
+			stable := spec.Restart.Window.D()
+			if stable <= 0 {
+				stable = defaultStable
+			}
+			if time.Since(c.StartedAt) >= stable {
+				st.restart.Consecutive = 0
+				reason = ""
+			} else {
+				a.afterFunc(t.ID, stable-time.Since(c.StartedAt)+50*time.Millisecond)
+			}
+		}
+		s := api.TaskStatus{ContainerID: c.ID, State: state, Health: c.Health, StartedAt: c.StartedAt,
+			Address: c.Addresses[networkName(t.Stack)], Reason: reason, ExitCode: st.status.ExitCode, OOMKilled: st.status.OOMKilled}
+		a.report(ctx, t, st, s)
+		if state == api.StateRunning {
+			a.hooks.TaskRunning(t, st.status)
+		}
+
+	case c.State == runtime.StateCreated:
+		// Created but never started: a crash between create and start.
+		a.start(ctx, t, c.ID, st, false)
+
+	default:
+		a.handleExit(ctx, t, spec, c, st)
+	}
+}
+
+// handleExit applies the restart policy to a container that is not running.
+func (a *Agent) handleExit(ctx context.Context, t api.Task, spec *api.ServiceSpec, c runtime.Container, st *taskState) {
+	now := time.Now()
+	if !st.status.NextRestart.IsZero() && st.status.ContainerID == c.ID && st.status.StartedAt.Equal(c.StartedAt) {
+		// A restart is already scheduled for this exit.
+		if now.Before(st.status.NextRestart) {
+			a.afterFunc(t.ID, st.status.NextRestart.Sub(now))
+			return
+		}
+		a.start(ctx, t, c.ID, st, true)
+		return
+	}
+	if st.status.ContainerID == c.ID && st.status.StartedAt.Equal(c.StartedAt) &&
+		(st.status.State == api.StateExited || st.status.State == api.StateFailed) {
+		return // this exit was already judged final
+	}
+	exit := exitInfo{Code: c.ExitCode, OOMKilled: c.OOMKilled, Unhealthy: st.unhealthyStop,
+		StartedAt: c.StartedAt, FinishedAt: c.FinishedAt}
+	st.unhealthyStop = false
+	d := decideRestart(spec.Restart, st.restart, exit, now)
+	st.restart = d.Next
+	s := api.TaskStatus{ContainerID: c.ID, State: d.State, Reason: d.Reason, ExitCode: c.ExitCode,
+		OOMKilled: c.OOMKilled, StartedAt: c.StartedAt}
+	evType := "task.exited"
+	switch {
+	case c.OOMKilled:
+		evType = "task.oom"
+	case d.State == api.StateCrashLoop:
+		evType = "task.crashloop"
+	case d.State == api.StateFailed:
+		evType = "task.failed"
+	}
+	a.event(ctx, t, evType, d.Reason)
+	if !d.Restart {
+		a.report(ctx, t, st, s)
+		return
+	}
+	if !d.At.After(now) {
+		st.status.Restarts = d.Next.Restarts
+		a.start(ctx, t, c.ID, st, true)
+		return
+	}
+	s.NextRestart = d.At
+	a.report(ctx, t, st, s)
+	a.afterFunc(t.ID, d.At.Sub(now))
+}
+
+// createAndStart creates the task's container (adopting one left by a crash
+// between create and record) and starts it.
+func (a *Agent) createAndStart(ctx context.Context, t api.Task, spec *api.ServiceSpec, st *taskState) {
+	if err := a.ensureStackObjects(ctx, t.Stack, spec); err != nil {
+		a.report(ctx, t, st, api.TaskStatus{State: api.StateFailed, Reason: err.Error()})
+		a.afterFunc(t.ID, 5*time.Second)
+		return
+	}
+	cs := a.containerSpec(t, spec)
+	cctx, cancel := a.engineCtx(ctx)
+	id, err := a.drv.Create(cctx, cs)
+	cancel()
+	if errors.Is(err, runtime.ErrConflict) {
+		id, err = a.adoptByName(ctx, t, cs.Name)
+	}
+	if err != nil {
+		a.report(ctx, t, st, api.TaskStatus{State: api.StateFailed, Reason: "create container: " + err.Error()})
+		a.event(ctx, t, "task.failed", "create container: "+err.Error())
+		a.afterFunc(t.ID, 5*time.Second)
+		return
+	}
+	a.start(ctx, t, id, st, false)
+}
+
+// adoptByName returns the container named name if it belongs to task t.
+func (a *Agent) adoptByName(ctx context.Context, t api.Task, name string) (string, error) {
+	lctx, cancel := a.engineCtx(ctx)
+	defer cancel()
+	cs, err := a.drv.List(lctx, map[string]string{api.LabelCluster: a.cfg.ClusterID, api.LabelTask: t.ID})
+	if err != nil {
+		return "", err
+	}
+	for _, c := range cs {
+		if c.Name == name {
+			return c.ID, nil
+		}
+	}
+	return "", fmt.Errorf("a container named %s exists and does not belong to this berth cluster; rename or remove it", name)
+}
+
+// start starts a created or exited container and records the result.
+func (a *Agent) start(ctx context.Context, t api.Task, id string, st *taskState, restart bool) {
+	sctx, cancel := a.engineCtx(ctx)
+	err := a.drv.Start(sctx, id)
+	cancel()
+	if err != nil {
+		reason := "start container: " + err.Error()
+		a.report(ctx, t, st, api.TaskStatus{ContainerID: id, State: api.StateFailed, Reason: reason})
+		a.event(ctx, t, "task.failed", reason)
+		a.afterFunc(t.ID, 5*time.Second)
+		return
+	}
+	ictx, cancel := a.engineCtx(ctx)
+	c, err := a.drv.Inspect(ictx, id)
+	cancel()
+	if err != nil {
+		c = runtime.Container{ID: id, State: runtime.StateRunning, StartedAt: time.Now()}
+	}
+	state := api.StateRunning
+	if c.Health == "starting" || (c.Health == "" && c.State != runtime.StateRunning) {
+		state = api.StateStarting
+	}
+	s := api.TaskStatus{ContainerID: id, State: state, Health: c.Health, StartedAt: c.StartedAt,
+		Address: c.Addresses[networkName(t.Stack)]}
+	if restart {
+		s.Reason = st.status.Reason
+		s.ExitCode = st.status.ExitCode
+		s.OOMKilled = st.status.OOMKilled
+		a.event(ctx, t, "task.restarted", fmt.Sprintf("restart %d after: %s", st.restart.Restarts, st.status.Reason))
+	}
+	a.report(ctx, t, st, s)
+	if !c.Running() {
+		a.kickTask(t.ID) // exited already: judge the exit now
+	}
+}
+
+// stopContainer drains the task and stops its container with its grace.
+func (a *Agent) stopContainer(ctx context.Context, t api.Task, c runtime.Container, spec *api.ServiceSpec) {
+	a.hooks.TaskStopping(ctx, t)
+	grace := spec.StopGracePeriod.D()
+	if grace <= 0 {
+		grace = a.cfg.Defaults.StopGrace
+	}
+	sctx, cancel := context.WithTimeout(ctx, grace+a.cfg.CallTimeout)
+	defer cancel()
+	if err := a.drv.Stop(sctx, c.ID, grace); err != nil && !errors.Is(err, runtime.ErrNotFound) {
+		a.log.Warn("stop container", "task", t.ID, "err", err)
+	}
+}
+
+// ensureStackObjects creates the stack's network and the named volumes the
+// service mounts, once per process.
+func (a *Agent) ensureStackObjects(ctx context.Context, stack string, spec *api.ServiceSpec) error {
+	labels := map[string]string{api.LabelCluster: a.cfg.ClusterID, api.LabelStack: stack}
+	if spec.NetworkMode != "host" {
+		name := networkName(stack)
+		a.mu.Lock()
+		done := a.nets[name]
+		a.mu.Unlock()
+		if !done {
+			nctx, cancel := a.engineCtx(ctx)
+			_, err := a.drv.EnsureNetwork(nctx, name, labels, false)
+			cancel()
+			if err != nil {
+				return fmt.Errorf("network %s: %w", name, err)
+			}
+			a.mu.Lock()
+			a.nets[name] = true
+			a.mu.Unlock()
+		}
+	}
+	vols := a.stackVolumes(stack)
+	for _, m := range spec.Mounts {
+		if m.Type != api.MountVolume || m.Source == "" {
+			continue
+		}
+		v := vols[m.Source]
+		if v.External {
+			continue
+		}
+		name := volumeName(stack, m.Source)
+		a.mu.Lock()
+		done := a.vols[name]
+		a.mu.Unlock()
+		if done {
+			continue
+		}
+		vl := map[string]string{}
+		for k, val := range v.Labels {
+			vl[k] = val
+		}
+		for k, val := range labels {
+			vl[k] = val
+		}
+		vctx, cancel := a.engineCtx(ctx)
+		err := a.drv.EnsureVolume(vctx, runtime.VolumeSpec{Name: name, Driver: v.Driver, DriverOpts: v.DriverOpts, Labels: vl})
+		cancel()
+		if err != nil {
+			return fmt.Errorf("volume %s: %w", name, err)
+		}
+		a.mu.Lock()
+		a.vols[name] = true
+		a.mu.Unlock()
+	}
+	return nil
+}
+
+// spec returns the service spec of a task's revision.
+func (a *Agent) spec(ctx context.Context, t api.Task) (*api.ServiceSpec, error) {
+	k := revKey{t.Stack, t.Service, t.Revision}
+	a.mu.Lock()
+	s, ok := a.specs[k]
+	a.mu.Unlock()
+	if ok {
+		return s, nil
+	}
+	rev, err := a.store.GetRevision(ctx, t.Stack, t.Service, t.Revision)
+	if err != nil {
+		return nil, fmt.Errorf("revision %d of %s/%s: %w", t.Revision, t.Stack, t.Service, err)
+	}
+	a.mu.Lock()
+	a.specs[k] = &rev.Spec
+	a.mu.Unlock()
+	return &rev.Spec, nil
+}
+
+// report writes a task's status if it changed.
+func (a *Agent) report(ctx context.Context, t api.Task, st *taskState, s api.TaskStatus) {
+	s.TaskID = t.ID
+	s.Node = a.cfg.NodeID
+	s.Restarts = st.restart.Restarts
+	prev := st.status
+	prev.UpdatedAt = time.Time{}
+	if st.written && reflect.DeepEqual(prev, s) {
+		return
+	}
+	s.UpdatedAt = time.Now().UTC()
+	if err := a.store.PutStatus(ctx, s); err != nil {
+		a.log.Warn("write task status", "task", t.ID, "err", err)
+		return
+	}
+	st.status = s
+	st.written = true
+}
+
+func (a *Agent) event(ctx context.Context, t api.Task, typ, msg string) {
+	e := api.Event{Type: typ, Stack: t.Stack, Service: t.Service, Task: t.ID, Node: a.cfg.NodeID, Message: msg}
+	if err := a.store.AppendEvent(ctx, e); err != nil {
+		a.log.Warn("record event", "type", typ, "err", err)
+	}
+}
+
+// afterFunc kicks a task's sync after d; a later call replaces an earlier one.
+func (a *Agent) afterFunc(id string, d time.Duration) {
+	a.timersMu.Lock()
+	defer a.timersMu.Unlock()
+	if old, ok := a.timers[id]; ok {
+		old.Stop()
+	}
+	a.timers[id] = time.AfterFunc(d, func() { a.kickTask(id) })
+}
+
+func (a *Agent) cancelTimer(id string) {
+	a.timersMu.Lock()
+	defer a.timersMu.Unlock()
+	if t, ok := a.timers[id]; ok {
+		t.Stop()
+		delete(a.timers, id)
+	}
+}
+
+func (a *Agent) stopTimers() {
+	a.timersMu.Lock()
+	defer a.timersMu.Unlock()
+	for id, t := range a.timers {
+		t.Stop()
+		delete(a.timers, id)
+	}
+}
+
+func short(id string) string {
+	if len(id) > 12 {
+		return id[:12]
+	}
+	return id
+}

@@ -1,0 +1,216 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/berth-dev/berth/api"
+	"github.com/berth-dev/berth/client"
+	"github.com/berth-dev/berth/compose"
+	"github.com/spf13/cobra"
+)
+
+type composeFlags struct {
+	files    []string
+	stack    string
+	profiles []string
+	envFiles []string
+}
+
+func (f *composeFlags) add(c *cobra.Command) {
+	c.Flags().StringArrayVarP(&f.files, "file", "f", nil, "Compose file (repeat to merge overrides; default compose.yaml)")
+	c.Flags().StringVar(&f.stack, "stack", "", "stack name (default: the Compose project name)")
+	c.Flags().StringArrayVar(&f.profiles, "profile", nil, "Compose profile to enable (repeatable)")
+	c.Flags().StringArrayVar(&f.envFiles, "env-file", nil, "environment file for interpolation (default .env beside the Compose file)")
+}
+
+func (f *composeFlags) load(ctx context.Context) (*api.Stack, error) {
+	files := f.files
+	if len(files) == 0 {
+		for _, name := range []string{"compose.yaml", "compose.yml", "docker-compose.yaml", "docker-compose.yml"} {
+			if _, err := os.Stat(name); err == nil {
+				files = []string{name}
+				break
+			}
+		}
+		if len(files) == 0 {
+			return nil, fmt.Errorf("%w: no compose.yaml in this directory; pass -f FILE", api.ErrInvalid)
+		}
+	}
+	environ := map[string]string{}
+	for _, kv := range os.Environ() {
+		if k, v, ok := strings.Cut(kv, "="); ok {
+			environ[k] = v
+		}
+	}
+	return compose.Load(ctx, compose.Options{
+		Files: files, EnvFiles: f.envFiles, Environ: environ, Profiles: f.profiles, StackName: f.stack,
+	})
+}
+
+func newValidateCmd(g *globals) *cobra.Command {
+	var cf composeFlags
+	c := &cobra.Command{
+		Use:   "validate [-f FILE]...",
+		Short: "Check a Compose file the way deploy would, without deploying",
+		Args:  cobra.NoArgs,
+		RunE: func(c *cobra.Command, _ []string) error {
+			st, err := cf.load(c.Context())
+			if err != nil {
+				return err
+			}
+			if g.json {
+				return printJSON(g.stdout, st)
+			}
+			for _, w := range st.Warnings {
+				fmt.Fprintln(g.stderr, "warning: "+w)
+			}
+			fmt.Fprintf(g.stdout, "%s: valid, %d service(s)\n", st.Name, len(st.Services))
+			return nil
+		},
+	}
+	cf.add(c)
+	addJSON(c, g)
+	return c
+}
+
+type deployOptions struct {
+	composeFlags
+	dryRun  bool
+	detach  bool
+	timeout time.Duration
+}
+
+func newDeployCmd(g *globals) *cobra.Command {
+	var o deployOptions
+	c := &cobra.Command{
+		Use:   "deploy [-f FILE]... [--stack NAME]",
+		Short: "Deploy a Compose file as a stack and wait until it runs",
+		Long: `Deploy a Compose file as a stack. Image tags are pinned to the digests
+they have now; every changed service gets a new revision. Deploying the
+same file again changes nothing. Without --detach, deploy waits until every
+service runs its replicas, and fails with the tasks' reasons if they do not.`,
+		Args: cobra.NoArgs,
+		RunE: func(c *cobra.Command, _ []string) error {
+			ctx := c.Context()
+			st, err := o.load(ctx)
+			if err != nil {
+				return err
+			}
+			for _, w := range st.Warnings {
+				fmt.Fprintln(g.stderr, "warning: "+w)
+			}
+			cl, err := g.client()
+			if err != nil {
+				return err
+			}
+			resp, err := cl.Deploy(ctx, api.DeployRequest{Stack: *st, DryRun: o.dryRun})
+			if err != nil {
+				return err
+			}
+			if g.json {
+				return printJSON(g.stdout, resp)
+			}
+			printChanges(g, resp)
+			if o.dryRun || o.detach {
+				return nil
+			}
+			return waitConverged(ctx, g, cl, st.Name, o.timeout)
+		},
+	}
+	o.composeFlags.add(c)
+	c.Flags().BoolVar(&o.dryRun, "dry-run", false, "show what would change without deploying")
+	c.Flags().BoolVarP(&o.detach, "detach", "d", false, "return once the deploy is stored, without waiting")
+	c.Flags().DurationVar(&o.timeout, "timeout", 3*time.Minute, "how long to wait for the stack to run")
+	addJSON(c, g)
+	return c
+}
+
+func printChanges(g *globals, resp api.DeployResponse) {
+	prefix := ""
+	if resp.DryRun {
+		prefix = "(dry run) "
+	}
+	for _, ch := range resp.Changes {
+		switch ch.Action {
+		case api.ChangeRemoved:
+			fmt.Fprintf(g.stdout, "%s%s/%s: removed\n", prefix, resp.Stack, ch.Service)
+		default:
+			fmt.Fprintf(g.stdout, "%s%s/%s: %s, revision %d, %d replica(s)\n", prefix, resp.Stack, ch.Service, ch.Action, ch.Revision, ch.Replicas)
+		}
+	}
+}
+
+// waitConverged polls the stack until every service runs its replicas of
+// its current revision, printing progress as it changes.
+func waitConverged(ctx context.Context, g *globals, cl *client.Client, stack string, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	last := ""
+	for {
+		st, err := cl.Stack(ctx, stack)
+		if err != nil {
+			if ctx.Err() != nil {
+				return fmt.Errorf("stack %s did not converge within %s", stack, timeout)
+			}
+			return err
+		}
+		done, line, problems := convergence(st)
+		if line != last {
+			fmt.Fprintln(g.stdout, line)
+			last = line
+		}
+		if done {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			msg := fmt.Sprintf("stack %s did not converge within %s", stack, timeout)
+			if len(problems) > 0 {
+				msg += ":\n  " + strings.Join(problems, "\n  ")
+			}
+			return fmt.Errorf("%s\nsee `berth ps %s` and `berth events %s`", msg, stack, stack)
+		case <-time.After(300 * time.Millisecond):
+		}
+	}
+}
+
+func convergence(st api.StackStatus) (bool, string, []string) {
+	done := true
+	var parts, problems []string
+	for _, s := range st.Services {
+		if s.Schedule != "" {
+			parts = append(parts, fmt.Sprintf("%s: scheduled (%s)", s.Name, s.Schedule))
+			continue
+		}
+		want := s.Replicas
+		if s.Stopped {
+			want = 0
+		}
+		if s.Running != want || len(s.Tasks) != s.Replicas {
+			done = false
+		}
+		parts = append(parts, fmt.Sprintf("%s %d/%d", s.Name, s.Running, want))
+		for _, t := range s.Tasks {
+			switch {
+			case t.Task.Unplaced != "":
+				problems = append(problems, fmt.Sprintf("%s.%d: not placed: %s", s.Name, t.Task.Slot, t.Task.Unplaced))
+			case t.Status != nil && t.Status.State != api.StateRunning && t.Status.Reason != "":
+				problems = append(problems, fmt.Sprintf("%s.%d: %s: %s", s.Name, t.Task.Slot, t.Status.State, t.Status.Reason))
+			}
+		}
+	}
+	sort.Strings(problems)
+	return done, st.Name + ": " + strings.Join(parts, ", "), problems
+}
+
+func printJSON(w interface{ Write([]byte) (int, error) }, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}

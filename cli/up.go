@@ -1,0 +1,73 @@
+package cli
+
+import (
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/berth-dev/berth/agent"
+	"github.com/berth-dev/berth/daemon"
+	"github.com/docker/go-units"
+	"github.com/spf13/cobra"
+)
+
+type upOptions struct {
+	dataDir    string
+	dockerHost string
+	nodeName   string
+	memory     string
+	pids       int64
+	cpuShares  int64
+	logLevel   string
+}
+
+func newUpCmd(g *globals) *cobra.Command {
+	var o upOptions
+	c := &cobra.Command{
+		Use:   "up",
+		Short: "Run berth (server, agent and embedded etcd) in the foreground",
+		Long: `Run berth's server, agent and an embedded etcd in one foreground process.
+State lives in the data directory; the API listens on DATA_DIR/berth.sock.
+Stop it with Ctrl-C or SIGTERM: the containers it runs keep running, and the
+next 'berth up' adopts them.`,
+		Args: cobra.NoArgs,
+		RunE: func(c *cobra.Command, _ []string) error {
+			d := agent.DefaultDefaults()
+			if o.memory != "" {
+				n, err := units.RAMInBytes(o.memory)
+				if err != nil || n < 6<<20 {
+					return fmt.Errorf("%w: --default-memory %q: use a size like 256m (at least 6m)", errUsage, o.memory)
+				}
+				d.MemoryBytes = n
+			}
+			if o.pids > 0 {
+				d.PidsLimit = o.pids
+			}
+			if o.cpuShares > 0 {
+				d.CPUShares = o.cpuShares
+			}
+			var lvl slog.Level
+			if err := lvl.UnmarshalText([]byte(o.logLevel)); err != nil {
+				return fmt.Errorf("%w: --log-level %q: use debug, info, warn or error", errUsage, o.logLevel)
+			}
+			logger := slog.New(slog.NewTextHandler(g.stderr, &slog.HandlerOptions{Level: lvl}))
+			ctx, stop := signal.NotifyContext(c.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			return daemon.Up(ctx, daemon.Config{
+				DataDir: o.dataDir, DockerHost: o.dockerHost, NodeName: o.nodeName,
+				Defaults: d, Version: Version, Commit: Commit, Logger: logger,
+			})
+		},
+	}
+	f := c.Flags()
+	f.StringVar(&o.dataDir, "data-dir", daemon.DefaultDataDir(), "directory for berth's state (env BERTH_DATA_DIR)")
+	f.StringVar(&o.dockerHost, "docker-host", "", "Docker Engine address (default: DOCKER_HOST or the local socket)")
+	f.StringVar(&o.nodeName, "node-name", "", "name of this node (default: host name)")
+	f.StringVar(&o.memory, "default-memory", "", "memory limit for containers that set none (default 512m)")
+	f.Int64Var(&o.pids, "default-pids", 0, "process limit for containers that set none (default 512)")
+	f.Int64Var(&o.cpuShares, "default-cpu-shares", 0, "CPU shares for containers that set none (default 512)")
+	f.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	return c
+}

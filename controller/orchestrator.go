@@ -1,0 +1,177 @@
+package controller
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base32"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/berth-dev/berth/api"
+	"github.com/berth-dev/berth/scheduler"
+	"github.com/berth-dev/berth/store"
+)
+
+// Orchestrator keeps the tasks in the store matching the services: it
+// creates, places and deletes tasks. It never talks to an engine; agents
+// act on the tasks it writes.
+type Orchestrator struct {
+	store  *store.Store
+	log    *slog.Logger
+	resync time.Duration
+
+	mu    sync.Mutex
+	specs map[RevKey]*api.ServiceSpec // revisions are immutable: cache forever while in use
+}
+
+// NewOrchestrator returns an orchestrator over st.
+func NewOrchestrator(st *store.Store, logger *slog.Logger) *Orchestrator {
+	return &Orchestrator{store: st, log: logger, resync: 10 * time.Second, specs: map[RevKey]*api.ServiceSpec{}}
+}
+
+// Run reconciles on every change to services, tasks or nodes and on a
+// periodic resync, until ctx ends.
+func (o *Orchestrator) Run(ctx context.Context) error {
+	services := o.store.Watch(ctx, store.Services)
+	tasks := o.store.Watch(ctx, store.Tasks)
+	nodes := o.store.Watch(ctx, store.Nodes)
+	tick := time.NewTicker(o.resync)
+	defer tick.Stop()
+	for {
+		if err := o.Reconcile(ctx); err != nil && ctx.Err() == nil {
+			o.log.Warn("orchestrator pass failed", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-services:
+		case <-tasks:
+		case <-nodes:
+		case <-tick.C:
+		}
+	}
+}
+
+// Reconcile runs one pass: read, decide, write.
+func (o *Orchestrator) Reconcile(ctx context.Context) error {
+	services, err := o.store.ListServices(ctx, "")
+	if err != nil {
+		return err
+	}
+	tasks, err := o.store.ListTasks(ctx, "")
+	if err != nil {
+		return err
+	}
+	nodes, err := o.store.ListNodes(ctx)
+	if err != nil {
+		return err
+	}
+	specs, err := o.loadSpecs(ctx, services, tasks)
+	if err != nil {
+		return err
+	}
+	plan := PlanTasks(services, specs, tasks, NewID, time.Now().UTC())
+	if len(plan.Put) == 0 && len(plan.Delete) == 0 {
+		return nil
+	}
+	o.place(plan.Put, tasks, plan.Delete, nodes, specs)
+	if err := o.store.ApplyTasks(ctx, plan.Put, plan.Delete); err != nil {
+		return err
+	}
+	for _, t := range plan.Put {
+		if t.Node == "" {
+			o.event(ctx, api.Event{Type: "task.unplaced", Stack: t.Stack, Service: t.Service, Task: t.ID, Message: t.Unplaced})
+		}
+	}
+	return nil
+}
+
+// place assigns nodes to tasks in put that have none.
+func (o *Orchestrator) place(put []api.Task, all []api.Task, deleted []api.Task, nodes []api.Node, specs map[RevKey]*api.ServiceSpec) {
+	gone := map[string]bool{}
+	for _, t := range deleted {
+		gone[t.ID] = true
+	}
+	var snap scheduler.Snapshot
+	snap.Nodes = nodes
+	for _, t := range all {
+		if gone[t.ID] || t.Node == "" {
+			continue
+		}
+		snap.Tasks = append(snap.Tasks, scheduler.Placed{Task: t, Spec: specs[RevKey{t.Stack, t.Service, t.Revision}]})
+	}
+	var reqs []scheduler.Request
+	idx := map[string]int{}
+	for i, t := range put {
+		if t.Node != "" {
+			continue
+		}
+		idx[t.ID] = i
+		reqs = append(reqs, scheduler.Request{Task: t, Spec: specs[RevKey{t.Stack, t.Service, t.Revision}]})
+	}
+	if len(reqs) == 0 {
+		return
+	}
+	plan := scheduler.Schedule(snap, reqs)
+	for _, a := range plan.Assignments {
+		t := &put[idx[a.TaskID]]
+		t.Node, t.HostPort, t.Unplaced = a.NodeID, a.HostPort, ""
+	}
+	for _, u := range plan.Unplaced {
+		put[idx[u.TaskID]].Unplaced = u.Reason
+	}
+}
+
+// loadSpecs returns the specs of every revision in use by a service or task.
+func (o *Orchestrator) loadSpecs(ctx context.Context, services []api.ServiceState, tasks []api.Task) (map[RevKey]*api.ServiceSpec, error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	want := map[RevKey]bool{}
+	for _, s := range services {
+		want[RevKey{s.Stack, s.Name, s.Revision}] = true
+	}
+	for _, t := range tasks {
+		want[RevKey{t.Stack, t.Service, t.Revision}] = true
+	}
+	for k := range o.specs {
+		if !want[k] {
+			delete(o.specs, k)
+		}
+	}
+	out := make(map[RevKey]*api.ServiceSpec, len(want))
+	for k := range want {
+		if spec, ok := o.specs[k]; ok {
+			out[k] = spec
+			continue
+		}
+		rev, err := o.store.GetRevision(ctx, k.Stack, k.Service, k.Revision)
+		if err != nil {
+			// A deleted stack's tasks may outlive its revisions for a moment.
+			continue
+		}
+		spec := rev.Spec
+		o.specs[k] = &spec
+		out[k] = &spec
+	}
+	return out, nil
+}
+
+func (o *Orchestrator) event(ctx context.Context, e api.Event) {
+	if err := o.store.AppendEvent(ctx, e); err != nil {
+		o.log.Warn("record event", "type", e.Type, "err", err)
+	}
+}
+
+var idEncoding = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadding(base32.NoPadding)
+
+// NewID returns a random 12-character lowercase ID for tasks and jobs.
+func NewID() string {
+	var b [8]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic(fmt.Sprintf("crypto/rand: %v", err))
+	}
+	return strings.ToLower(idEncoding.EncodeToString(b[:]))[:12]
+}

@@ -1,0 +1,263 @@
+// Package daemon assembles berth's parts into the processes it runs:
+// `berth up` is server + agent + embedded etcd in one process.
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"runtime/debug"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/berth-dev/berth/agent"
+	"github.com/berth-dev/berth/api"
+	"github.com/berth-dev/berth/controller"
+	"github.com/berth-dev/berth/runtime"
+	"github.com/berth-dev/berth/runtime/docker"
+	"github.com/berth-dev/berth/server"
+	"github.com/berth-dev/berth/store"
+)
+
+// Config configures `berth up`.
+type Config struct {
+	// DataDir holds etcd's data, the API socket and berth's identity files.
+	DataDir string
+	// Socket is the API's unix socket (default DataDir/berth.sock).
+	Socket string
+	// DockerHost is the engine address (default: DOCKER_HOST or the local socket).
+	DockerHost string
+	// NodeName defaults to the host name.
+	NodeName string
+	Defaults agent.Defaults
+	Version  string
+	Commit   string
+	Logger   *slog.Logger
+	// Ready, if set, is closed once the API is listening.
+	Ready chan<- struct{}
+}
+
+// SocketPath returns the API socket of a data directory.
+func SocketPath(dataDir string) string { return filepath.Join(dataDir, "berth.sock") }
+
+// DefaultDataDir is where `berth up` keeps its state: /var/lib/berth for
+// root, the user's state directory otherwise.
+func DefaultDataDir() string {
+	if v := os.Getenv("BERTH_DATA_DIR"); v != "" {
+		return v
+	}
+	if os.Geteuid() == 0 {
+		return "/var/lib/berth"
+	}
+	if v := os.Getenv("XDG_STATE_HOME"); v != "" {
+		return filepath.Join(v, "berth")
+	}
+	if home, err := os.UserHomeDir(); err == nil {
+		return filepath.Join(home, ".local", "state", "berth")
+	}
+	return filepath.Join(os.TempDir(), "berth")
+}
+
+// Up runs server, agent and embedded etcd until ctx ends. Containers keep
+// running after it returns.
+func Up(ctx context.Context, cfg Config) error {
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Socket == "" {
+		cfg.Socket = SocketPath(cfg.DataDir)
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return fmt.Errorf("create data directory: %w", err)
+	}
+	unlock, err := lockDataDir(cfg.DataDir)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+
+	drv, err := docker.New(docker.Options{Host: cfg.DockerHost, Logger: log.With("component", "docker")})
+	if err != nil {
+		return fmt.Errorf("docker engine client: %w", err)
+	}
+	ictx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	info, err := drv.Info(ictx)
+	cancel()
+	if err != nil {
+		return fmt.Errorf("%w\nberth needs a running Docker Engine: start it (systemctl start docker, or dockerd &) or set DOCKER_HOST", err)
+	}
+
+	st, err := store.OpenEmbedded(ctx, store.EmbeddedOptions{Dir: filepath.Join(cfg.DataDir, "etcd"), Logger: log.With("component", "store")})
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+
+	clusterID, err := identity(ctx, cfg.DataDir, "cluster-id", func(c string) (string, error) { return st.ClusterID(ctx, c) })
+	if err != nil {
+		return err
+	}
+	nodeID, err := identity(ctx, cfg.DataDir, "node-id", nil)
+	if err != nil {
+		return err
+	}
+	nodeName := cfg.NodeName
+	if nodeName == "" {
+		nodeName, _ = os.Hostname()
+	}
+
+	ag := agent.New(agent.Config{ClusterID: clusterID, NodeID: nodeID, NodeName: nodeName, Defaults: cfg.Defaults},
+		st, drv, log.With("component", "agent"), nil)
+	jobs := controller.NewJobs(st, ag, nodeID, log.With("component", "jobs"))
+	orch := controller.NewOrchestrator(st, log.With("component", "orchestrator"))
+	srv := server.New(server.Config{ClusterID: clusterID, Version: cfg.Version, Commit: cfg.Commit, Engine: info.Version},
+		st, imageResolver{drv}, ag, jobs, log.With("component", "api"))
+
+	ln, err := listenUnix(cfg.Socket)
+	if err != nil {
+		return err
+	}
+	log.Info("berth is up", "socket", cfg.Socket, "data", cfg.DataDir, "cluster", clusterID, "node", nodeID, "engine", info.Version)
+	if cfg.Ready != nil {
+		close(cfg.Ready)
+	}
+
+	var sup supervisor
+	sup.run(ctx, log, map[string]func(context.Context) error{
+		"api":          func(ctx context.Context) error { return srv.Serve(ctx, ln) },
+		"agent":        ag.Run,
+		"orchestrator": orch.Run,
+		"jobs":         jobs.RunScheduler,
+		"events":       func(ctx context.Context) error { return trimEvents(ctx, st) },
+	})
+	log.Info("berth stopped; containers keep running")
+	return sup.err
+}
+
+// imageResolver pins image references through the local engine.
+type imageResolver struct{ drv runtime.Driver }
+
+func (r imageResolver) ResolveImage(ctx context.Context, ref string) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	img, err := r.drv.ImageInspect(ctx, ref)
+	switch {
+	case errors.Is(err, runtime.ErrUnreachable):
+		return "", fmt.Errorf("%w: %v", api.ErrUnavailable, err)
+	case err != nil:
+		return "", err
+	}
+	return img.ID, nil
+}
+
+func trimEvents(ctx context.Context, st *store.Store) error {
+	t := time.NewTicker(time.Minute)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+			_ = st.TrimEvents(ctx)
+		}
+	}
+}
+
+// identity reads DataDir/name or creates it. agree, when set, reconciles a
+// new candidate with the store (first writer wins).
+func identity(ctx context.Context, dir, name string, agree func(string) (string, error)) (string, error) {
+	path := filepath.Join(dir, name)
+	b, err := os.ReadFile(path)
+	id := strings.TrimSpace(string(b))
+	if err != nil && !os.IsNotExist(err) {
+		return "", fmt.Errorf("read %s: %w", path, err)
+	}
+	if id == "" {
+		id = controller.NewID()
+	}
+	if agree != nil {
+		if id, err = agree(id); err != nil {
+			return "", err
+		}
+	}
+	if err := os.WriteFile(path, []byte(id+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("write %s: %w", path, err)
+	}
+	return id, nil
+}
+
+// lockDataDir makes sure only one berth process uses a data directory.
+func lockDataDir(dir string) (func(), error) {
+	path := filepath.Join(dir, "lock")
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("data directory %s is in use by another berth process (stop it, or pass --data-dir)", dir)
+	}
+	return func() { _ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN); f.Close() }, nil
+}
+
+// listenUnix listens on a unix socket readable only by the owner. A stale
+// socket from a killed process is replaced (the data-dir lock proves no
+// other berth owns it).
+func listenUnix(path string) (net.Listener, error) {
+	_ = os.Remove(path)
+	old := syscall.Umask(0o177)
+	ln, err := net.Listen("unix", path)
+	syscall.Umask(old)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", path, err)
+	}
+	if err := os.Chmod(path, 0o600); err != nil {
+		ln.Close()
+		return nil, err
+	}
+	return ln, nil
+}
+
+// supervisor runs components until ctx ends or one fails, then stops all
+// and waits for them. A panic in a component is turned into an error.
+type supervisor struct {
+	mu  sync.Mutex
+	err error
+}
+
+func (s *supervisor) run(ctx context.Context, log *slog.Logger, parts map[string]func(context.Context) error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	for name, f := range parts {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			err := func() (err error) {
+				defer func() {
+					if p := recover(); p != nil {
+						err = fmt.Errorf("panic: %v\n%s", p, debug.Stack())
+					}
+				}()
+				return f(ctx)
+			}()
+			if err != nil && ctx.Err() == nil {
+				log.Error("component failed; stopping", "component", name, "err", err)
+				s.mu.Lock()
+				if s.err == nil {
+					s.err = fmt.Errorf("%s: %w", name, err)
+				}
+				s.mu.Unlock()
+			}
+			cancel()
+		}()
+	}
+	wg.Wait()
+}

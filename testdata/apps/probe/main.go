@@ -1,0 +1,113 @@
+// Command probe is the test workload of berth's end-to-end tests: an HTTP
+// server like the example app that can also crash, exit, eat memory or act
+// as a client, chosen by flags or environment, so one FROM scratch image
+// covers every case.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strconv"
+	"syscall"
+	"time"
+)
+
+func main() {
+	exit := flag.Int("exit", -1, "exit with this code after -after")
+	after := flag.Duration("after", 0, "delay before -exit")
+	oom := flag.Bool("oom", false, "allocate memory until killed")
+	get := flag.String("get", "", "GET this URL and exit 0 if it answers 200")
+	dial := flag.String("dial", "", "open a TCP connection to host:port and exit 0 if it connects")
+	health := flag.Bool("healthcheck", false, "check the local server's /healthz")
+	echo := flag.String("echo", "", "print this and exit 0")
+	flag.Parse()
+
+	if v := os.Getenv("PROBE_EXIT"); v != "" && *exit < 0 {
+		*exit, _ = strconv.Atoi(v)
+	}
+	if v := os.Getenv("PROBE_AFTER"); v != "" && *after == 0 {
+		*after, _ = time.ParseDuration(v)
+	}
+	switch {
+	case *echo != "":
+		fmt.Println(*echo)
+		fmt.Fprintln(os.Stderr, "stderr:"+*echo)
+		return
+	case *health:
+		os.Exit(check("http://127.0.0.1:" + port() + "/healthz"))
+	case *get != "":
+		os.Exit(check(*get))
+	case *dial != "":
+		c, err := net.DialTimeout("tcp", *dial, 2*time.Second)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		c.Close()
+		return
+	case *oom || os.Getenv("PROBE_OOM") != "":
+		var hog [][]byte
+		for {
+			b := make([]byte, 4<<20)
+			for i := range b {
+				b[i] = 1
+			}
+			hog = append(hog, b)
+			time.Sleep(time.Millisecond)
+		}
+	case *exit >= 0:
+		time.Sleep(*after)
+		fmt.Printf("exiting with %d\n", *exit)
+		os.Exit(*exit)
+	}
+	serve()
+}
+
+func port() string {
+	if p := os.Getenv("PORT"); p != "" {
+		return p
+	}
+	return "8080"
+}
+
+func check(url string) int {
+	c := http.Client{Timeout: 2 * time.Second}
+	resp, err := c.Get(url)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		fmt.Fprintln(os.Stderr, resp.Status)
+		return 1
+	}
+	return 0
+}
+
+func serve() {
+	host, _ := os.Hostname()
+	mux := http.NewServeMux()
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "probe %s %s\n", host, os.Getenv("VERSION"))
+	})
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "ok") })
+	srv := &http.Server{Addr: ":" + port(), Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	go func() {
+		if err := srv.ListenAndServe(); err != nil && err != http.ErrServerClosed {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(2)
+		}
+	}()
+	<-ctx.Done()
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = srv.Shutdown(sctx)
+}
