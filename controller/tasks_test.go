@@ -1,0 +1,79 @@
+package controller
+
+import (
+	"fmt"
+	"sort"
+	"testing"
+	"time"
+
+	"github.com/berth-dev/berth/api"
+)
+
+func ids() func() string {
+	n := 0
+	return func() string { n++; return fmt.Sprintf("t%d", n) }
+}
+
+func task(id, svc string, slot, rev int) api.Task {
+	return api.Task{ID: id, Stack: "s", Service: svc, Slot: slot, Revision: rev, Node: "n1", Desired: api.DesiredRunning}
+}
+
+func TestPlanTasks(t *testing.T) {
+	t.Parallel()
+	specs := map[RevKey]*api.ServiceSpec{
+		{"s", "web", 1}: {Name: "web"},
+		{"s", "web", 2}: {Name: "web"},
+		{"s", "cron", 1}: {Name: "cron", Schedule: "@hourly"},
+	}
+	web := func(rev, replicas int) api.ServiceState {
+		return api.ServiceState{Stack: "s", Name: "web", Revision: rev, Replicas: replicas}
+	}
+	tests := []struct {
+		desc     string
+		services []api.ServiceState
+		tasks    []api.Task
+		put      []string // "slot/rev/desired" of put tasks
+		del      []string // IDs
+	}{
+		{desc: "empty to three", services: []api.ServiceState{web(1, 3)},
+			put: []string{"1/1/running", "2/1/running", "3/1/running"}},
+		{desc: "converged changes nothing", services: []api.ServiceState{web(1, 2)},
+			tasks: []api.Task{task("a", "web", 1, 1), task("b", "web", 2, 1)}},
+		{desc: "scale down deletes the highest slots", services: []api.ServiceState{web(1, 1)},
+			tasks: []api.Task{task("a", "web", 1, 1), task("b", "web", 2, 1), task("c", "web", 3, 1)}, del: []string{"b", "c"}},
+		{desc: "new revision replaces every slot", services: []api.ServiceState{web(2, 2)},
+			tasks: []api.Task{task("a", "web", 1, 1), task("b", "web", 2, 1)},
+			put:   []string{"1/2/running", "2/2/running"}, del: []string{"a", "b"}},
+		{desc: "duplicate in a slot is deleted", services: []api.ServiceState{web(1, 1)},
+			tasks: []api.Task{task("a", "web", 1, 1), task("b", "web", 1, 1)}, del: []string{"b"}},
+		{desc: "stopped service marks tasks stopped", services: []api.ServiceState{{Stack: "s", Name: "web", Revision: 1, Replicas: 1, Stopped: true}},
+			tasks: []api.Task{task("a", "web", 1, 1)}, put: []string{"1/1/stopped"}},
+		{desc: "restart generation replaces tasks", services: []api.ServiceState{{Stack: "s", Name: "web", Revision: 1, Replicas: 1, RestartGen: 1}},
+			tasks: []api.Task{task("a", "web", 1, 1)}, put: []string{"1/1/running"}, del: []string{"a"}},
+		{desc: "removed service's tasks go", services: nil,
+			tasks: []api.Task{task("a", "web", 1, 1)}, del: []string{"a"}},
+		{desc: "scheduled services have no tasks", services: []api.ServiceState{{Stack: "s", Name: "cron", Revision: 1, Replicas: 1}}},
+		{desc: "unplaced task is offered again", services: []api.ServiceState{web(1, 1)},
+			tasks: []api.Task{{ID: "a", Stack: "s", Service: "web", Slot: 1, Revision: 1, Desired: api.DesiredRunning}}, put: []string{"1/1/running"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.desc, func(t *testing.T) {
+			t.Parallel()
+			plan := PlanTasks(tt.services, specs, tt.tasks, ids(), time.Unix(0, 0))
+			var put, del []string
+			for _, p := range plan.Put {
+				put = append(put, fmt.Sprintf("%d/%d/%s", p.Slot, p.Revision, p.Desired))
+			}
+			for _, d := range plan.Delete {
+				del = append(del, d.ID)
+			}
+			sort.Strings(del)
+			if fmt.Sprint(put) != fmt.Sprint(tt.put) {
+				t.Errorf("put = %v, want %v", put, tt.put)
+			}
+			if fmt.Sprint(del) != fmt.Sprint(tt.del) {
+				t.Errorf("delete = %v, want %v", del, tt.del)
+			}
+		})
+	}
+}
