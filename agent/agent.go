@@ -58,6 +58,7 @@ type Agent struct {
 
 	kick     chan struct{}
 	taskKick chan string
+	ensureMu sync.Mutex // serialises creation of networks and volumes
 
 	mu      sync.Mutex
 	tasks   map[string]api.Task        // desired tasks of this node, from the last pass
@@ -262,6 +263,7 @@ func (a *Agent) reconcile(ctx context.Context) error {
 		}
 	}
 
+	a.log.Debug("agent pass", "desired", len(desired), "containers", len(containers), "orphans", len(orphans))
 	sem := make(chan struct{}, a.cfg.Workers)
 	var wg sync.WaitGroup
 	run := func(f func()) {

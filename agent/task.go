@@ -258,6 +258,11 @@ func (a *Agent) stopContainer(ctx context.Context, t api.Task, c runtime.Contain
 // ensureStackObjects creates the stack's network and the named volumes the
 // service mounts, once per process.
 func (a *Agent) ensureStackObjects(ctx context.Context, stack string, spec *api.ServiceSpec) error {
+	// One at a time: the engine's duplicate-name check for networks is not
+	// atomic, so two tasks of a new stack starting together would each
+	// create a network of the same name.
+	a.ensureMu.Lock()
+	defer a.ensureMu.Unlock()
 	labels := map[string]string{api.LabelCluster: a.cfg.ClusterID, api.LabelStack: stack}
 	if spec.NetworkMode != "host" {
 		name := networkName(stack)

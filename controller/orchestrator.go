@@ -74,15 +74,32 @@ func (o *Orchestrator) Reconcile(ctx context.Context) error {
 		return err
 	}
 	plan := PlanTasks(services, specs, tasks, NewID, time.Now().UTC())
+	o.log.Debug("orchestrator pass", "services", len(services), "specs", len(specs), "tasks", len(tasks), "put", len(plan.Put), "delete", len(plan.Delete))
 	if len(plan.Put) == 0 && len(plan.Delete) == 0 {
 		return nil
 	}
 	o.place(plan.Put, tasks, plan.Delete, nodes, specs)
-	if err := o.store.ApplyTasks(ctx, plan.Put, plan.Delete); err != nil {
+	// A task that is still unplaced for the same reason is not written
+	// again: the write would wake every watcher for nothing.
+	stored := make(map[string]api.Task, len(tasks))
+	for _, t := range tasks {
+		stored[t.ID] = t
+	}
+	put := plan.Put[:0]
+	for _, t := range plan.Put {
+		if old, ok := stored[t.ID]; ok && old == t {
+			continue
+		}
+		put = append(put, t)
+	}
+	if len(put) == 0 && len(plan.Delete) == 0 {
+		return nil
+	}
+	if err := o.store.ApplyTasks(ctx, put, plan.Delete); err != nil {
 		return err
 	}
-	for _, t := range plan.Put {
-		if t.Node == "" {
+	for _, t := range put {
+		if t.Node == "" && stored[t.ID].Unplaced != t.Unplaced {
 			o.event(ctx, api.Event{Type: "task.unplaced", Stack: t.Stack, Service: t.Service, Task: t.ID, Message: t.Unplaced})
 		}
 	}
