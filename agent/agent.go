@@ -45,7 +45,7 @@ type Hooks interface {
 
 type noHooks struct{}
 
-func (noHooks) TaskRunning(api.Task, api.TaskStatus)     {}
+func (noHooks) TaskRunning(api.Task, api.TaskStatus)   {}
 func (noHooks) TaskStopping(context.Context, api.Task) {}
 
 // Agent reconciles one node's containers with its tasks.
@@ -61,8 +61,8 @@ type Agent struct {
 	ensureMu sync.Mutex // serialises creation of networks and volumes
 
 	mu      sync.Mutex
-	tasks   map[string]api.Task        // desired tasks of this node, from the last pass
-	local   map[string]*taskState      // per-task memory (restart counts, last status)
+	tasks   map[string]api.Task         // desired tasks of this node, from the last pass
+	local   map[string]*taskState       // per-task memory (restart counts, last status)
 	specs   map[revKey]*api.ServiceSpec // immutable revisions, cached
 	stacks  map[string]api.StackRecord
 	nets    map[string]bool // stack networks ensured in this process
@@ -80,10 +80,10 @@ type revKey struct {
 }
 
 type taskState struct {
-	mu      sync.Mutex // serialises work on one task
-	restart restartState
-	status  api.TaskStatus
-	written bool
+	mu            sync.Mutex // serialises work on one task
+	restart       restartState
+	status        api.TaskStatus
+	written       bool
 	unhealthyStop bool
 }
 

@@ -35,10 +35,14 @@ func DefaultDefaults() Defaults {
 
 // Engine object names. Networks and volumes are named for the stack;
 // ownership is decided by labels, never by name.
-func networkName(stack string) string          { return "berth_" + stack }
-func volumeName(stack, volume string) string   { return stack + "_" + volume }
-func containerName(t api.Task) string          { return fmt.Sprintf("%s-%s-%d-%s", t.Stack, t.Service, t.Slot, t.ID) }
-func jobContainerName(j api.JobRun) string     { return fmt.Sprintf("%s-%s-job-%s", j.Stack, j.Service, j.ID) }
+func networkName(stack string) string        { return "berth_" + stack }
+func volumeName(stack, volume string) string { return stack + "_" + volume }
+func containerName(t api.Task) string {
+	return fmt.Sprintf("%s-%s-%d-%s", t.Stack, t.Service, t.Slot, t.ID)
+}
+func jobContainerName(j api.JobRun) string {
+	return fmt.Sprintf("%s-%s-job-%s", j.Stack, j.Service, j.ID)
+}
 
 // labelStopGrace records a container's stop grace so an orphan can be
 // stopped correctly after its task and revision are gone.

@@ -21,8 +21,8 @@ func task(id, svc string, slot, rev int) api.Task {
 func TestPlanTasks(t *testing.T) {
 	t.Parallel()
 	specs := map[RevKey]*api.ServiceSpec{
-		{"s", "web", 1}: {Name: "web"},
-		{"s", "web", 2}: {Name: "web"},
+		{"s", "web", 1}:  {Name: "web"},
+		{"s", "web", 2}:  {Name: "web"},
 		{"s", "cron", 1}: {Name: "cron", Schedule: "@hourly"},
 	}
 	web := func(rev, replicas int) api.ServiceState {
