@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"strings"
 	"time"
 
 	"github.com/berth-dev/berth/api"
@@ -88,16 +89,19 @@ func (a *Agent) syncTask(ctx context.Context, t api.Task, cs []runtime.Container
 		if c.Health == "starting" {
 			state = api.StateStarting
 		}
+		// The last exit stays visible while the task runs again, so
+		// berth ps shows why it was restarted.
 		reason := ""
+		if st.restart.Restarts > 0 {
+			reason = lastExit(st.status.Reason)
+		}
 		if st.restart.Consecutive > 0 {
-			reason = st.status.Reason // keep the last failure visible while it recovers
 			stable := spec.Restart.Window.D()
 			if stable <= 0 {
 				stable = defaultStable
 			}
 			if time.Since(c.StartedAt) >= stable {
 				st.restart.Consecutive = 0
-				reason = ""
 			} else {
 				a.afterFunc(t.ID, stable-time.Since(c.StartedAt)+50*time.Millisecond)
 			}
@@ -156,7 +160,7 @@ func (a *Agent) handleExit(ctx context.Context, t api.Task, spec *api.ServiceSpe
 		return
 	}
 	if !d.At.After(now) {
-		st.status.Restarts = d.Next.Restarts
+		st.status.Reason, st.status.ExitCode, st.status.OOMKilled = d.Reason, c.ExitCode, c.OOMKilled
 		a.start(ctx, t, c.ID, st, true)
 		return
 	}
@@ -230,7 +234,7 @@ func (a *Agent) start(ctx context.Context, t api.Task, id string, st *taskState,
 	s := api.TaskStatus{ContainerID: id, State: state, Health: c.Health, StartedAt: c.StartedAt,
 		Address: c.Addresses[networkName(t.Stack)]}
 	if restart {
-		s.Reason = st.status.Reason
+		s.Reason = lastExit(st.status.Reason)
 		s.ExitCode = st.status.ExitCode
 		s.OOMKilled = st.status.OOMKilled
 		a.event(ctx, t, "task.restarted", fmt.Sprintf("restart %d after: %s", st.restart.Restarts, st.status.Reason))
@@ -388,6 +392,14 @@ func (a *Agent) stopTimers() {
 		t.Stop()
 		delete(a.timers, id)
 	}
+}
+
+// lastExit labels a failure reason as history once the task runs again.
+func lastExit(reason string) string {
+	if reason == "" || strings.HasPrefix(reason, "last exit: ") {
+		return reason
+	}
+	return "last exit: " + reason
 }
 
 func short(id string) string {

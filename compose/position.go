@@ -135,10 +135,20 @@ func (ps *positions) at(path string) Pos {
 // pathRE finds dotted model paths in compose-go's messages.
 var pathRE = regexp.MustCompile(`\b((?:services|volumes|networks|secrets|configs)(?:\.[A-Za-z0-9_.\-]+)?)`)
 
+var serviceRE = regexp.MustCompile(`service "([^"]+)"`)
+
 // locate prefixes a compose-go error message with the position of the
 // longest model path it mentions.
 func (ps *positions) locate(msg string) string {
 	var best string
+	// compose-go also names services in prose: `service "web" refers to ...`.
+	for _, m := range serviceRE.FindAllStringSubmatch(msg, -1) {
+		if p := "services." + m[1]; len(p) > len(best) {
+			if _, ok := ps.byPath[p]; ok {
+				best = p
+			}
+		}
+	}
 	for _, m := range pathRE.FindAllString(msg, -1) {
 		m = strings.TrimRight(m, ".")
 		// Trim to the longest prefix that is written in a file.

@@ -74,7 +74,6 @@ func (o *Orchestrator) Reconcile(ctx context.Context) error {
 		return err
 	}
 	plan := PlanTasks(services, specs, tasks, NewID, time.Now().UTC())
-	o.log.Debug("orchestrator pass", "services", len(services), "specs", len(specs), "tasks", len(tasks), "put", len(plan.Put), "delete", len(plan.Delete))
 	if len(plan.Put) == 0 && len(plan.Delete) == 0 {
 		return nil
 	}
@@ -95,6 +94,7 @@ func (o *Orchestrator) Reconcile(ctx context.Context) error {
 	if len(put) == 0 && len(plan.Delete) == 0 {
 		return nil
 	}
+	o.log.Debug("orchestrator writes tasks", "put", len(put), "delete", len(plan.Delete))
 	if err := o.store.ApplyTasks(ctx, put, plan.Delete); err != nil {
 		return err
 	}
