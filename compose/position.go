@@ -100,11 +100,9 @@ func (ps *positions) index(file string, n *yaml.Node, path string) {
 			ps.byPath[p] = Pos{File: file, Line: v.Line, Col: v.Column}
 			ps.index(file, v, p)
 		}
-	case yaml.AliasNode:
-		if n.Alias != nil {
-			ps.index(file, n.Alias, path)
-		}
 	}
+	// Aliases are not followed: their target is indexed where it is
+	// written, and following them could loop (a: &a [*a]).
 }
 
 func join(path, key string) string {
@@ -135,11 +133,15 @@ func (ps *positions) at(path string) Pos {
 // pathRE finds dotted model paths in compose-go's messages.
 var pathRE = regexp.MustCompile(`\b((?:services|volumes|networks|secrets|configs)(?:\.[A-Za-z0-9_.\-]+)?)`)
 
+var bracketRE = regexp.MustCompile(`\[([A-Za-z0-9_.\-]+)\]`)
+
 var serviceRE = regexp.MustCompile(`service "([^"]+)"`)
 
 // locate prefixes a compose-go error message with the position of the
 // longest model path it mentions.
 func (ps *positions) locate(msg string) string {
+	// compose-go's decoder writes services[web].mem_limit.
+	msg = bracketRE.ReplaceAllString(msg, ".$1")
 	var best string
 	// compose-go also names services in prose: `service "web" refers to ...`.
 	for _, m := range serviceRE.FindAllStringSubmatch(msg, -1) {

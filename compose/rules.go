@@ -67,6 +67,7 @@ var healthRules = map[string]rule{
 }
 
 var serviceRules = map[string]rule{
+	"name":              ok(), // the service's own name, as compose-go fills it in
 	"image":             ok(),
 	"build":             ok(), // checked in conversion: needs image
 	"command":           ok(),
