@@ -40,6 +40,10 @@ type parsedFile struct {
 	root *yaml.Node
 }
 
+// maxFileSize bounds a Compose file: real ones are kilobytes, and the
+// parsers' cost grows with input.
+const maxFileSize = 1 << 20
+
 // parseFiles reads every file as YAML nodes. YAML syntax errors are
 // reported here, with yaml's own line, before compose-go sees the file.
 func parseFiles(files []string) (*positions, error) {
@@ -51,6 +55,9 @@ func parseFiles(files []string) (*positions, error) {
 				return nil, fmt.Errorf("%w: open %s: no such file; pass -f PATH to a Compose file", api.ErrInvalid, f)
 			}
 			return nil, fmt.Errorf("%w: read %s: %v", api.ErrInvalid, f, err)
+		}
+		if len(b) > maxFileSize {
+			return nil, fmt.Errorf("%w: %s is %d bytes; Compose files are limited to %d", api.ErrInvalid, f, len(b), maxFileSize)
 		}
 		if strings.TrimSpace(string(b)) == "" {
 			return nil, fmt.Errorf("%w: %s: the file is empty; a Compose file needs at least a services: section", api.ErrInvalid, f)
