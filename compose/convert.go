@@ -182,6 +182,14 @@ func (c *converter) service(st *api.Stack, s *types.ServiceConfig) *api.ServiceS
 			c.problem(path+".configs", "config %q is not declared under the top-level configs:", cf.Source)
 		}
 	}
+	// Said plainly rather than silently ignored: these are stored with the
+	// revision but not yet acted on by the agent.
+	if len(spec.Secrets) > 0 || len(spec.Configs) > 0 {
+		c.warn(path, "secrets and configs are recorded but not yet mounted into containers by this version of berth")
+	}
+	if len(spec.Ports) > 0 {
+		c.warn(path+".ports", "published ports are not bound on the host by this version of berth (no ingress yet); reach tasks at their address on the stack network (berth ps)")
+	}
 	if len(spec.Environment) == 0 {
 		spec.Environment = nil
 	}
