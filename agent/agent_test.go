@@ -1,0 +1,229 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/berth-dev/berth/api"
+	"github.com/berth-dev/berth/runtime/fake"
+	"github.com/berth-dev/berth/store"
+)
+
+type harness struct {
+	t    *testing.T
+	st   *store.Store
+	drv  *fake.Driver
+	ag   *Agent
+	stop func()
+}
+
+// newHarness runs an agent over an embedded store and the fake engine.
+// setup runs before the agent starts (to place containers it must adopt).
+func newHarness(t *testing.T, setup func(h *harness)) *harness {
+	t.Helper()
+	h := &harness{t: t, st: store.OpenTest(t), drv: fake.New()}
+	h.drv.AddImage("img:1", "sha256:img1")
+	if setup != nil {
+		setup(h)
+	}
+	h.ag = New(Config{ClusterID: "c1", NodeID: "n1", NodeName: "n1", Resync: 200 * time.Millisecond, CallTimeout: 5 * time.Second},
+		h.st, h.drv, slog.New(slog.DiscardHandler), nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); _ = h.ag.Run(ctx) }()
+	h.stop = func() { cancel(); wg.Wait() }
+	t.Cleanup(h.stop)
+	return h
+}
+
+func (h *harness) deploy(tasks ...api.Task) {
+	h.t.Helper()
+	ctx := context.Background()
+	spec := api.ServiceSpec{Name: "web", Image: "img:1", ImageID: "sha256:img1", Replicas: len(tasks), Restart: api.RestartPolicy{Condition: api.RestartAny}}
+	if err := h.st.ApplyStack(ctx, store.StackWrite{
+		Record:    api.StackRecord{Name: "s", Services: []string{"web"}},
+		Services:  []api.ServiceState{{Stack: "s", Name: "web", Revision: 1, Replicas: len(tasks)}},
+		Revisions: []api.Revision{{Stack: "s", Service: "web", Number: 1, Spec: spec}},
+	}); err != nil {
+		h.t.Fatal(err)
+	}
+	if err := h.st.ApplyTasks(ctx, tasks, nil); err != nil {
+		h.t.Fatal(err)
+	}
+}
+
+func task(id string, slot int) api.Task {
+	return api.Task{ID: id, Stack: "s", Service: "web", Slot: slot, Revision: 1, Node: "n1", Desired: api.DesiredRunning}
+}
+
+func (h *harness) status(id string) api.TaskStatus {
+	sts, _ := h.st.ListStatus(context.Background(), "n1")
+	for _, s := range sts {
+		if s.TaskID == id {
+			return s
+		}
+	}
+	return api.TaskStatus{}
+}
+
+func (h *harness) waitFor(what string, cond func() bool) {
+	h.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			h.t.Fatalf("timed out waiting for %s; containers %v", what, h.drv.Names())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func (h *harness) containerOf(id string) string {
+	cs, _ := h.drv.List(context.Background(), map[string]string{api.LabelTask: id})
+	if len(cs) != 1 {
+		return ""
+	}
+	return cs[0].ID
+}
+
+func TestRunsTasksAndRestartsCrashes(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, nil)
+	h.deploy(task("a", 1), task("b", 2))
+	h.waitFor("both tasks running", func() bool {
+		return h.status("a").State == api.StateRunning && h.status("b").State == api.StateRunning
+	})
+	id := h.containerOf("a")
+	if err := h.drv.Crash(id, 1); err != nil {
+		t.Fatal(err)
+	}
+	h.waitFor("the crashed task restarted in place", func() bool {
+		s := h.status("a")
+		return s.State == api.StateRunning && s.Restarts == 1 && s.ContainerID == id
+	})
+	if r := h.status("a").Reason; !strings.Contains(r, "exited with code 1") {
+		t.Errorf("reason = %q", r)
+	}
+}
+
+func TestCrashLoopBacksOff(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, nil)
+	h.deploy(task("a", 1))
+	h.waitFor("running", func() bool { return h.status("a").State == api.StateRunning })
+	for i := 0; i < 3; i++ {
+		h.waitFor("running again", func() bool { return h.status("a").State == api.StateRunning })
+		_ = h.drv.Crash(h.containerOf("a"), 2)
+		time.Sleep(20 * time.Millisecond)
+	}
+	h.waitFor("crash loop", func() bool { return h.status("a").State == api.StateCrashLoop })
+	s := h.status("a")
+	if s.NextRestart.IsZero() || !strings.Contains(s.Reason, "times in a row") {
+		t.Fatalf("status %+v", s)
+	}
+}
+
+func TestOOMReason(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, nil)
+	h.deploy(task("a", 1))
+	h.waitFor("running", func() bool { return h.status("a").State == api.StateRunning })
+	_ = h.drv.OOM(h.containerOf("a"))
+	h.waitFor("OOM reported", func() bool { s := h.status("a"); return s.OOMKilled && strings.Contains(s.Reason, "OOMKilled") })
+}
+
+func TestAdoptsWithoutRestart(t *testing.T) {
+	t.Parallel()
+	var existing string
+	h := newHarness(t, func(h *harness) {
+		// The task is stored and its container left running by a
+		// previous agent process.
+		h.deploy(task("a", 1))
+		ctx := context.Background()
+		ag := New(Config{ClusterID: "c1", NodeID: "n1"}, h.st, h.drv, slog.New(slog.DiscardHandler), nil)
+		spec := &api.ServiceSpec{Name: "web", Image: "img:1", ImageID: "sha256:img1"}
+		id, err := h.drv.Create(ctx, ag.containerSpec(task("a", 1), spec))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := h.drv.Start(ctx, id); err != nil {
+			t.Fatal(err)
+		}
+		existing = id
+	})
+	starts := h.drv.Calls("Start")
+	h.waitFor("adopted", func() bool { return h.status("a").State == api.StateRunning })
+	if h.status("a").ContainerID != existing {
+		t.Fatalf("task runs %s, want the adopted %s", h.status("a").ContainerID, existing)
+	}
+	if n := h.drv.Calls("Start") - starts; n != 0 {
+		t.Fatalf("%d starts: the running container was restarted", n)
+	}
+	if n := h.drv.Calls("Create"); n != 1 {
+		t.Fatalf("%d creates: a duplicate was created", n)
+	}
+}
+
+func TestRecreatesRemovedAndRemovesOrphansOnly(t *testing.T) {
+	t.Parallel()
+	var foreign, orphan string
+	h := newHarness(t, func(h *harness) {
+		foreign = h.drv.AddForeign("other", map[string]string{api.LabelCluster: "someone-else", api.LabelNode: "n1", api.LabelTask: "zzz"})
+		orphan = h.drv.AddForeign("orphan", map[string]string{api.LabelCluster: "c1", api.LabelNode: "n1", api.LabelTask: "gone"})
+	})
+	h.deploy(task("a", 1))
+	h.waitFor("running", func() bool { return h.status("a").State == api.StateRunning })
+	h.waitFor("orphan removed", func() bool {
+		_, err := h.drv.Inspect(context.Background(), orphan)
+		return err != nil
+	})
+	old := h.containerOf("a")
+	h.drv.RemoveBehindBack(old)
+	h.waitFor("recreated", func() bool {
+		id := h.containerOf("a")
+		return id != "" && id != old && h.status("a").State == api.StateRunning
+	})
+	if _, err := h.drv.Inspect(context.Background(), foreign); err != nil {
+		t.Fatalf("a container of another cluster was touched: %v", err)
+	}
+}
+
+func TestStopAndDelete(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, nil)
+	h.deploy(task("a", 1))
+	h.waitFor("running", func() bool { return h.status("a").State == api.StateRunning })
+	stopped := task("a", 1)
+	stopped.Desired = api.DesiredStopped
+	if err := h.st.ApplyTasks(context.Background(), []api.Task{stopped}, nil); err != nil {
+		t.Fatal(err)
+	}
+	h.waitFor("stopped", func() bool { return h.status("a").State == api.StateStopped })
+	if err := h.st.ApplyTasks(context.Background(), nil, []api.Task{stopped}); err != nil {
+		t.Fatal(err)
+	}
+	h.waitFor("container removed", func() bool { return len(h.drv.Names()) == 0 })
+	h.waitFor("status forgotten", func() bool { return h.status("a").TaskID == "" })
+}
+
+func TestEngineFaultIsReported(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, nil)
+	h.drv.FailNext("Create", fmt.Errorf("disk full"))
+	h.deploy(task("a", 1))
+	h.waitFor("failure event", func() bool {
+		evs, _ := h.st.ListEvents(context.Background(), 0, 100)
+		for _, e := range evs {
+			if e.Type == "task.failed" && strings.Contains(e.Message, "disk full") {
+				return true
+			}
+		}
+		return false
+	})
+	h.waitFor("retried and running", func() bool { return h.status("a").State == api.StateRunning })
+}
