@@ -502,4 +502,3 @@ func (d *Driver) Names() []string {
 	sort.Strings(out)
 	return out
 }
-
