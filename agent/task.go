@@ -278,7 +278,7 @@ func (a *Agent) ensureStackObjects(ctx context.Context, stack string, spec *api.
 			_, err := a.drv.EnsureNetwork(nctx, name, labels, false)
 			cancel()
 			if err != nil {
-				return fmt.Errorf("network %s: %w", name, err)
+				return err
 			}
 			a.mu.Lock()
 			a.nets[name] = true
@@ -312,7 +312,7 @@ func (a *Agent) ensureStackObjects(ctx context.Context, stack string, spec *api.
 		err := a.drv.EnsureVolume(vctx, runtime.VolumeSpec{Name: name, Driver: v.Driver, DriverOpts: v.DriverOpts, Labels: vl})
 		cancel()
 		if err != nil {
-			return fmt.Errorf("volume %s: %w", name, err)
+			return err
 		}
 		a.mu.Lock()
 		a.vols[name] = true

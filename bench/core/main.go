@@ -157,7 +157,9 @@ func cleanup(drv *docker.Driver, labels map[string]string) {
 	wg.Wait()
 	nets, _ := drv.ListNetworks(ctx, labels)
 	for _, n := range nets {
-		_ = drv.RemoveNetwork(ctx, n.Name)
+		if err := drv.RemoveNetwork(ctx, n.Name); err != nil {
+			fmt.Fprintln(os.Stderr, "cleanup:", err)
+		}
 	}
 }
 
@@ -215,11 +217,12 @@ func berthConverge(ctx context.Context, drv *docker.Driver, bin, dir string, n i
 	}
 	defer in.stop(drv)
 	start := time.Now()
-	if _, err := in.cl.Deploy(ctx, api.DeployRequest{Stack: benchStack("conv", n)}); err != nil {
+	name := fmt.Sprintf("conv%d", n)
+	if _, err := in.cl.Deploy(ctx, api.DeployRequest{Stack: benchStack(name, n)}); err != nil {
 		return 0, err
 	}
 	for {
-		st, err := in.cl.Stack(ctx, "conv")
+		st, err := in.cl.Stack(ctx, name)
 		if err != nil {
 			return 0, err
 		}

@@ -1,0 +1,366 @@
+package ingress
+
+import (
+	"context"
+	crand "crypto/rand"
+	"encoding/hex"
+	"errors"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+// Options configure a Proxy.
+type Options struct {
+	// DialTimeout bounds connecting to a task (default 2s).
+	DialTimeout time.Duration
+	// EjectFor keeps an endpoint that refused a connection out of the
+	// pool for this long (default 5s): passive health checking.
+	EjectFor time.Duration
+	// Retries is how many other endpoints a request that could not
+	// connect tries (default 2). Only requests that sent no byte are
+	// retried, so retries never duplicate work.
+	Retries int
+	Logger  *slog.Logger
+}
+
+// Proxy is the HTTP side of the ingress: an http.Handler routing by host
+// and path prefix to the current Table's endpoints.
+type Proxy struct {
+	opts  Options
+	log   *slog.Logger
+	table atomic.Pointer[compiled]
+	rp    *httputil.ReverseProxy
+	tr    *http.Transport
+
+	mu     sync.Mutex
+	states map[string]*endpoint // by task+addr: survives table generations
+}
+
+// endpoint is the live state of one endpoint across generations.
+type endpoint struct {
+	Endpoint
+	inflight  atomic.Int64
+	ejectedAt atomic.Int64 // unix nanos until which it is ejected
+	requests  atomic.Int64
+	failures  atomic.Int64
+}
+
+// New returns a proxy with an empty table.
+func New(opts Options) *Proxy {
+	if opts.DialTimeout <= 0 {
+		opts.DialTimeout = 2 * time.Second
+	}
+	if opts.EjectFor <= 0 {
+		opts.EjectFor = 5 * time.Second
+	}
+	if opts.Retries < 0 {
+		opts.Retries = 0
+	} else if opts.Retries == 0 {
+		opts.Retries = 2
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	p := &Proxy{opts: opts, log: opts.Logger, states: map[string]*endpoint{}}
+	p.tr = &http.Transport{
+		DialContext:           (&net.Dialer{Timeout: opts.DialTimeout, KeepAlive: 30 * time.Second}).DialContext,
+		MaxIdleConns:          4096,
+		MaxIdleConnsPerHost:   1024,
+		IdleConnTimeout:       90 * time.Second,
+		ExpectContinueTimeout: time.Second,
+		DisableCompression:    true,
+	}
+	p.rp = &httputil.ReverseProxy{
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			pr.SetXForwarded()
+			pr.Out.URL.Scheme = "http"
+			pr.Out.URL.Host = pr.In.Host
+			pr.Out.Host = pr.In.Host
+		},
+		Transport:    &balancer{p: p},
+		BufferPool:   bufferPool{},
+		ErrorHandler: p.proxyError,
+	}
+	p.table.Store(&compiled{byHost: map[string][]*route{}})
+	return p
+}
+
+// Update replaces the routing table with a new generation. Endpoints that
+// left it get no new requests; Drain waits for their requests in flight.
+func (p *Proxy) Update(t Table) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	live := map[string]bool{}
+	c, err := compile(t, func(ep Endpoint) *endpoint {
+		k := ep.TaskID + "@" + ep.Addr
+		live[k] = true
+		st, ok := p.states[k]
+		if !ok {
+			st = &endpoint{Endpoint: ep}
+			p.states[k] = st
+		}
+		if st.Endpoint != ep {
+			// Weight or revision changed: a fresh state keeps counters
+			// consistent for readers of the old generation.
+			nst := &endpoint{Endpoint: ep}
+			nst.inflight.Store(st.inflight.Load())
+			st = nst
+			p.states[k] = st
+		}
+		return st
+	})
+	if err != nil {
+		return err
+	}
+	for k, st := range p.states {
+		if !live[k] && st.inflight.Load() == 0 {
+			delete(p.states, k)
+		}
+	}
+	p.table.Store(c)
+	return nil
+}
+
+// Drain waits until no request is in flight on the task's endpoints, or
+// ctx ends. Call it after an Update that removed the task.
+func (p *Proxy) Drain(ctx context.Context, taskID string) error {
+	t := time.NewTicker(10 * time.Millisecond)
+	defer t.Stop()
+	for {
+		if p.inflightOf(taskID) == 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+}
+
+func (p *Proxy) inflightOf(taskID string) int64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var n int64
+	for _, st := range p.states {
+		if st.TaskID == taskID {
+			n += st.inflight.Load()
+		}
+	}
+	return n
+}
+
+type routeKey struct{}
+
+// ServeHTTP routes one request.
+func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	rt := p.table.Load().match(r.Host, r.URL.Path)
+	if rt == nil {
+		http.Error(w, "berth: no route for "+r.Host+r.URL.Path, http.StatusNotFound)
+		return
+	}
+	if len(rt.eps) == 0 {
+		http.Error(w, "berth: no healthy task for "+rt.Name, http.StatusServiceUnavailable)
+		return
+	}
+	if r.Header.Get("X-Request-Id") == "" {
+		r.Header.Set("X-Request-Id", requestID())
+	}
+	ctx := context.WithValue(r.Context(), routeKey{}, rt)
+	if rt.Timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, rt.Timeout)
+		defer cancel()
+	}
+	p.rp.ServeHTTP(w, r.WithContext(ctx))
+}
+
+func (p *Proxy) proxyError(w http.ResponseWriter, r *http.Request, err error) {
+	status := http.StatusBadGateway
+	switch {
+	case errors.Is(err, context.DeadlineExceeded):
+		status = http.StatusGatewayTimeout
+	case errors.Is(err, context.Canceled):
+		// The client went away; nobody reads the status.
+		status = 499
+	case errors.Is(err, errNoEndpoint):
+		status = http.StatusServiceUnavailable
+	}
+	p.log.Debug("proxy error", "host", r.Host, "path", r.URL.Path, "status", status, "err", err)
+	w.WriteHeader(status)
+}
+
+var errNoEndpoint = errors.New("no endpoint could be reached")
+
+// balancer is the proxy's RoundTripper: it picks an endpoint per attempt
+// and retries another one when a connection could not be made.
+type balancer struct{ p *Proxy }
+
+func (b *balancer) RoundTrip(req *http.Request) (*http.Response, error) {
+	rt, _ := req.Context().Value(routeKey{}).(*route)
+	if rt == nil {
+		return nil, errNoEndpoint
+	}
+	var tried []*endpoint
+	var lastErr error
+	for attempt := 0; attempt <= b.p.opts.Retries; attempt++ {
+		ep := pick(rt, tried, time.Now().UnixNano())
+		if ep == nil {
+			break
+		}
+		tried = append(tried, ep)
+		ep.inflight.Add(1)
+		ep.requests.Add(1)
+		req.URL.Host = ep.Addr
+		resp, err := b.p.tr.RoundTrip(req)
+		if err == nil {
+			resp.Body = &countedBody{ReadCloser: resp.Body, ep: ep}
+			return resp, nil
+		}
+		ep.inflight.Add(-1)
+		lastErr = err
+		if !notConnected(err) || req.Context().Err() != nil {
+			return nil, err
+		}
+		// Passive health check: the task refused or did not answer the
+		// connection; keep it out for a while and try another.
+		ep.failures.Add(1)
+		ep.ejectedAt.Store(time.Now().Add(b.p.opts.EjectFor).UnixNano())
+		b.p.log.Debug("endpoint ejected", "route", rt.Name, "addr", ep.Addr, "err", err)
+	}
+	if lastErr == nil {
+		lastErr = errNoEndpoint
+	}
+	return nil, errors.Join(errNoEndpoint, lastErr)
+}
+
+// notConnected reports errors that happen before any byte of the request
+// was sent: safe to retry elsewhere.
+func notConnected(err error) bool {
+	var op *net.OpError
+	if errors.As(err, &op) && op.Op == "dial" {
+		return true
+	}
+	return errors.Is(err, syscall.ECONNREFUSED)
+}
+
+// countedBody ends a request's in-flight count when its body is closed.
+type countedBody struct {
+	io.ReadCloser
+	ep   *endpoint
+	once sync.Once
+}
+
+func (c *countedBody) Close() error {
+	err := c.ReadCloser.Close()
+	c.once.Do(func() { c.ep.inflight.Add(-1) })
+	return err
+}
+
+// Write lets ReverseProxy use the body of a 101 Switching Protocols
+// response as the upgraded connection.
+func (c *countedBody) Write(p []byte) (int, error) {
+	if w, ok := c.ReadCloser.(io.Writer); ok {
+		return w.Write(p)
+	}
+	return 0, errors.New("body is not writable")
+}
+
+// pick chooses an endpoint not yet tried: first a revision by weight (so a
+// canary gets its share), then the less loaded of two random endpoints of
+// that revision (power of two choices). Ejected endpoints are used only
+// when nothing else is left.
+func pick(rt *route, tried []*endpoint, now int64) *endpoint {
+	cands := make([]*endpoint, 0, len(rt.eps))
+	for _, ep := range rt.eps {
+		if !contains(tried, ep) && ep.ejectedAt.Load() < now {
+			cands = append(cands, ep)
+		}
+	}
+	if len(cands) == 0 {
+		for _, ep := range rt.eps {
+			if !contains(tried, ep) {
+				cands = append(cands, ep)
+			}
+		}
+	}
+	switch len(cands) {
+	case 0:
+		return nil
+	case 1:
+		return cands[0]
+	}
+	cands = byRevision(cands)
+	a := cands[rand.IntN(len(cands))]
+	b := cands[rand.IntN(len(cands))]
+	if b.inflight.Load() < a.inflight.Load() {
+		return b
+	}
+	return a
+}
+
+// byRevision narrows candidates to one revision chosen by weight.
+func byRevision(cands []*endpoint) []*endpoint {
+	first := cands[0].Revision
+	mixed := false
+	for _, c := range cands[1:] {
+		if c.Revision != first {
+			mixed = true
+			break
+		}
+	}
+	if !mixed {
+		return cands
+	}
+	total := 0
+	for _, c := range cands {
+		total += c.Weight
+	}
+	n := rand.IntN(total)
+	var rev int
+	for _, c := range cands {
+		n -= c.Weight
+		if n < 0 {
+			rev = c.Revision
+			break
+		}
+	}
+	out := cands[:0:0]
+	for _, c := range cands {
+		if c.Revision == rev {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+func contains(eps []*endpoint, ep *endpoint) bool {
+	for _, e := range eps {
+		if e == ep {
+			return true
+		}
+	}
+	return false
+}
+
+func requestID() string {
+	var b [8]byte
+	_, _ = crand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// bufferPool recycles copy buffers between requests.
+type bufferPool struct{}
+
+var buffers = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+
+func (bufferPool) Get() []byte  { return *(buffers.Get().(*[]byte)) }
+func (bufferPool) Put(b []byte) { buffers.Put(&b) }
