@@ -36,17 +36,23 @@ type Config struct {
 }
 
 // Hooks let other parts of the node (the ingress) follow task lifecycles.
-// TaskStopping is called, and returns, before a running task's container is
-// signalled: that is where traffic is drained.
+//
+// TaskReady is called whenever a task is seen running and healthy (it must
+// be cheap and idempotent: it is called on every pass); TaskNotReady when
+// it is not (starting, unhealthy, exited, gone). TaskStopping is called,
+// and returns, before a running task's container is signalled: that is
+// where traffic is drained.
 type Hooks interface {
-	TaskRunning(t api.Task, st api.TaskStatus)
+	TaskReady(t api.Task, spec *api.ServiceSpec, addr string)
+	TaskNotReady(t api.Task)
 	TaskStopping(ctx context.Context, t api.Task)
 }
 
 type noHooks struct{}
 
-func (noHooks) TaskRunning(api.Task, api.TaskStatus)   {}
-func (noHooks) TaskStopping(context.Context, api.Task) {}
+func (noHooks) TaskReady(api.Task, *api.ServiceSpec, string) {}
+func (noHooks) TaskNotReady(api.Task)                        {}
+func (noHooks) TaskStopping(context.Context, api.Task)       {}
 
 // Agent reconciles one node's containers with its tasks.
 type Agent struct {
@@ -325,6 +331,7 @@ func (a *Agent) forgetGone(ctx context.Context, desired map[string]api.Task) {
 	}
 	a.mu.Unlock()
 	for _, id := range gone {
+		a.hooks.TaskNotReady(api.Task{ID: id})
 		a.cancelTimer(id)
 		if err := a.store.DeleteStatus(ctx, a.cfg.NodeID, id); err != nil {
 			a.log.Warn("delete status", "task", id, "err", err)

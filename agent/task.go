@@ -72,6 +72,7 @@ func (a *Agent) syncTask(ctx context.Context, t api.Task, cs []runtime.Container
 
 	switch {
 	case t.Desired == api.DesiredStopped:
+		a.hooks.TaskNotReady(t)
 		if c.Running() {
 			a.stopContainer(ctx, t, c, spec)
 		}
@@ -110,7 +111,9 @@ func (a *Agent) syncTask(ctx context.Context, t api.Task, cs []runtime.Container
 			Address: c.Addresses[networkName(t.Stack)], Reason: reason, ExitCode: st.status.ExitCode, OOMKilled: st.status.OOMKilled}
 		a.report(ctx, t, st, s)
 		if state == api.StateRunning {
-			a.hooks.TaskRunning(t, st.status)
+			a.hooks.TaskReady(t, spec, s.Address)
+		} else {
+			a.hooks.TaskNotReady(t)
 		}
 
 	case c.State == runtime.StateCreated:
@@ -124,6 +127,7 @@ func (a *Agent) syncTask(ctx context.Context, t api.Task, cs []runtime.Container
 
 // handleExit applies the restart policy to a container that is not running.
 func (a *Agent) handleExit(ctx context.Context, t api.Task, spec *api.ServiceSpec, c runtime.Container, st *taskState) {
+	a.hooks.TaskNotReady(t)
 	now := time.Now()
 	if !st.status.NextRestart.IsZero() && st.status.ContainerID == c.ID && st.status.StartedAt.Equal(c.StartedAt) {
 		// A restart is already scheduled for this exit.

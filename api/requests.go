@@ -102,4 +102,5 @@ type VersionInfo struct {
 	GoVersion string `json:"go_version"`
 	ClusterID string `json:"cluster_id"`
 	Engine    string `json:"engine,omitempty"`
+	Ingress   string `json:"ingress,omitempty"` // HTTP ingress address
 }

@@ -93,14 +93,16 @@ type ServiceSpec struct {
 
 	// NetworkMode is "" (the stack's network) or "host". Host-networked tasks
 	// get a port from the scheduler in the PORT environment variable.
-	NetworkMode string    `json:"network_mode,omitempty"`
-	Networks    []string  `json:"networks,omitempty"` // Compose networks joined (all map to the stack network)
-	Aliases     []string  `json:"aliases,omitempty"`
-	Ports       []Port    `json:"ports,omitempty"`
-	Mounts      []Mount   `json:"mounts,omitempty"`
-	Tmpfs       []string  `json:"tmpfs,omitempty"`
-	Secrets     []FileRef `json:"secrets,omitempty"`
-	Configs     []FileRef `json:"configs,omitempty"`
+	NetworkMode string   `json:"network_mode,omitempty"`
+	Networks    []string `json:"networks,omitempty"` // Compose networks joined (all map to the stack network)
+	Aliases     []string `json:"aliases,omitempty"`
+	Ports       []Port   `json:"ports,omitempty"`
+	// Routes are HTTP routes on the ingress (x-berth.routes).
+	Routes  []HTTPRoute `json:"routes,omitempty"`
+	Mounts  []Mount     `json:"mounts,omitempty"`
+	Tmpfs   []string    `json:"tmpfs,omitempty"`
+	Secrets []FileRef   `json:"secrets,omitempty"`
+	Configs []FileRef   `json:"configs,omitempty"`
 
 	Placement Placement `json:"placement,omitempty"`
 	// Schedule, when set, makes the service a scheduled job: a cron
@@ -177,6 +179,15 @@ type Port struct {
 	Published uint16 `json:"published,omitempty"`
 	Protocol  string `json:"protocol,omitempty"` // tcp or udp
 	HostIP    string `json:"host_ip,omitempty"`
+}
+
+// HTTPRoute sends requests for Host (any host when empty) under
+// PathPrefix on the ingress's HTTP listener to the service's Port.
+type HTTPRoute struct {
+	Host       string   `json:"host,omitempty"`
+	PathPrefix string   `json:"path,omitempty"`
+	Port       uint16   `json:"port"`
+	Timeout    Duration `json:"timeout,omitempty"`
 }
 
 // Mount types.

@@ -112,6 +112,9 @@ func TestErrors(t *testing.T) {
 		{"empty file", "", "the file is empty"},
 		{"not a mapping", "- a\n- b\n", "the top level must be a mapping"},
 		{"undefined secret", "services:\n  web:\n    image: x\n    secrets: [pw]\n", "secret"},
+		{"route without port", "services:\n  web:\n    image: x\n    x-berth:\n      routes:\n        - host: a.example\n", "services.web.x-berth.routes.0: a route needs port"},
+		{"route bad path", "services:\n  web:\n    image: x\n    x-berth:\n      routes:\n        - {path: api, port: 80}\n", "path api must start with /"},
+		{"port published twice", "services:\n  a:\n    image: x\n    ports: [\"80:80\"]\n  b:\n    image: x\n    ports: [\"80:8080\"]\n", "already published"},
 		{"memory too small", "services:\n  web:\n    image: x\n    mem_limit: 1k\n", "below the engine's minimum"},
 	}
 	for _, tc := range cases {

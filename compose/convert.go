@@ -103,10 +103,22 @@ func (c *converter) convert(p *types.Project, opts Options) *api.Stack {
 		names = append(names, name)
 	}
 	sort.Strings(names)
+	published := map[uint16]string{}
 	for _, name := range names {
 		svc := p.Services[name]
-		if spec := c.service(st, &svc); spec != nil {
-			st.Services[name] = spec
+		spec := c.service(st, &svc)
+		if spec == nil {
+			continue
+		}
+		st.Services[name] = spec
+		for _, port := range spec.Ports {
+			if port.Published == 0 {
+				continue
+			}
+			if other, ok := published[port.Published]; ok && other != name {
+				c.problem("services."+name+".ports", "port %d is already published by service %q", port.Published, other)
+			}
+			published[port.Published] = name
 		}
 	}
 	return st
@@ -186,9 +198,6 @@ func (c *converter) service(st *api.Stack, s *types.ServiceConfig) *api.ServiceS
 	// revision but not yet acted on by the agent.
 	if len(spec.Secrets) > 0 || len(spec.Configs) > 0 {
 		c.warn(path, "secrets and configs are recorded but not yet mounted into containers by this version of berth")
-	}
-	if len(spec.Ports) > 0 {
-		c.warn(path+".ports", "published ports are not bound on the host by this version of berth (no ingress yet); reach tasks at their address on the stack network (berth ps)")
 	}
 	if len(spec.Environment) == 0 {
 		spec.Environment = nil
@@ -511,6 +520,9 @@ func (c *converter) extension(spec *api.ServiceSpec, s *types.ServiceConfig, pat
 			spec.Schedule = sched
 		}
 	}
+	if v, ok := m["routes"]; ok {
+		c.routes(spec, v, p+".routes")
+	}
 	if v, ok := m["security"]; ok {
 		sm, isMap := v.(map[string]any)
 		if !isMap {
@@ -534,4 +546,74 @@ func (c *converter) extension(spec *api.ServiceSpec, s *types.ServiceConfig, pat
 			}
 		}
 	}
+}
+
+// routes reads x-berth.routes: [{host, path, port, timeout}].
+func (c *converter) routes(spec *api.ServiceSpec, v any, path string) {
+	list, ok := v.([]any)
+	if !ok {
+		c.problem(path, "routes must be a list of {host, path, port}")
+		return
+	}
+	for i, item := range list {
+		p := fmt.Sprintf("%s.%d", path, i)
+		m, ok := item.(map[string]any)
+		if !ok {
+			c.problem(p, "a route must be a mapping with host, path and port")
+			continue
+		}
+		var r api.HTTPRoute
+		for k, val := range m {
+			switch k {
+			case "host":
+				h, _ := val.(string)
+				if h == "" || strings.ContainsAny(h, "/: ") {
+					c.problem(p+".host", "host %v: give a host name like shop.example.com (no scheme, port or path)", val)
+				}
+				r.Host = strings.ToLower(h)
+			case "path":
+				pp, _ := val.(string)
+				if !strings.HasPrefix(pp, "/") {
+					c.problem(p+".path", "path %v must start with /", val)
+				}
+				r.PathPrefix = pp
+			case "port":
+				n, ok := asInt(val)
+				if !ok || n < 1 || n > 65535 {
+					c.problem(p+".port", "port %v: give the container port the service listens on (1-65535)", val)
+				}
+				r.Port = uint16(n)
+			case "timeout":
+				ds, _ := val.(string)
+				d, err := time.ParseDuration(ds)
+				if err != nil || d <= 0 {
+					c.problem(p+".timeout", "timeout %v: use a duration like 30s", val)
+				}
+				r.Timeout = api.Duration(d)
+			default:
+				c.problem(p, "unknown route key %q; use host, path, port and timeout", k)
+			}
+		}
+		if r.Port == 0 {
+			c.problem(p, "a route needs port: the container port to send requests to")
+		}
+		if spec.NetworkMode == "host" {
+			c.problem(p, "routes need the stack network; remove network_mode: host")
+		}
+		spec.Routes = append(spec.Routes, r)
+	}
+}
+
+func asInt(v any) (int, bool) {
+	switch n := v.(type) {
+	case int:
+		return n, true
+	case int64:
+		return int(n), true
+	case uint64:
+		return int(n), true
+	case float64:
+		return int(n), n == float64(int(n))
+	}
+	return 0, false
 }

@@ -213,6 +213,7 @@ var secretRules = map[string]rule{
 // Extension keys berth reads.
 var berthServiceRules = map[string]rule{
 	"schedule": ok(),
+	"routes":   ok(), // a list; each route is checked in conversion
 	"security": okSub(map[string]rule{"keep_default_capabilities": ok(), "allow_new_privileges": ok()}),
 }
 

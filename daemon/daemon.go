@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"runtime/debug"
@@ -19,6 +20,7 @@ import (
 	"github.com/berth-dev/berth/agent"
 	"github.com/berth-dev/berth/api"
 	"github.com/berth-dev/berth/controller"
+	"github.com/berth-dev/berth/ingress"
 	"github.com/berth-dev/berth/runtime"
 	"github.com/berth-dev/berth/runtime/docker"
 	"github.com/berth-dev/berth/server"
@@ -36,9 +38,16 @@ type Config struct {
 	// NodeName defaults to the host name.
 	NodeName string
 	Defaults agent.Defaults
-	Version  string
-	Commit   string
-	Logger   *slog.Logger
+	// HTTPAddr is the ingress's HTTP listener for x-berth.routes
+	// (host:port; empty: no HTTP listener).
+	HTTPAddr string
+	// PublishHost is the address published ports listen on (default 0.0.0.0).
+	PublishHost string
+	// DrainTimeout bounds how long a stopping task's traffic may take to finish.
+	DrainTimeout time.Duration
+	Version      string
+	Commit       string
+	Logger       *slog.Logger
 	// Ready, if set, is closed once the API is listening.
 	Ready chan<- struct{}
 }
@@ -113,11 +122,28 @@ func Up(ctx context.Context, cfg Config) error {
 		nodeName, _ = os.Hostname()
 	}
 
+	proxy := ingress.New(ingress.Options{Logger: log.With("component", "ingress")})
+	ingressCtl := ingress.NewController(proxy, ingress.ControllerOptions{
+		BindHost: cfg.PublishHost, DrainTimeout: cfg.DrainTimeout, Logger: log.With("component", "ingress"),
+	})
+	defer ingressCtl.Close()
+	var httpLn net.Listener
+	if cfg.HTTPAddr != "" {
+		httpLn, err = net.Listen("tcp", cfg.HTTPAddr)
+		if err != nil {
+			return fmt.Errorf("ingress HTTP listener on %s: %w (choose another with --http-addr, or --http-addr off)", cfg.HTTPAddr, err)
+		}
+	}
+
 	ag := agent.New(agent.Config{ClusterID: clusterID, NodeID: nodeID, NodeName: nodeName, Defaults: cfg.Defaults},
-		st, drv, log.With("component", "agent"), nil)
+		st, drv, log.With("component", "agent"), ingressCtl)
 	jobs := controller.NewJobs(st, ag, nodeID, log.With("component", "jobs"))
 	orch := controller.NewOrchestrator(st, log.With("component", "orchestrator"))
-	srv := server.New(server.Config{ClusterID: clusterID, Version: cfg.Version, Commit: cfg.Commit, Engine: info.Version},
+	ingressAddr := ""
+	if httpLn != nil {
+		ingressAddr = httpLn.Addr().String()
+	}
+	srv := server.New(server.Config{ClusterID: clusterID, Version: cfg.Version, Commit: cfg.Commit, Engine: info.Version, Ingress: ingressAddr},
 		st, imageResolver{drv}, ag, jobs, log.With("component", "api"))
 
 	ln, err := listenUnix(cfg.Socket)
@@ -129,14 +155,19 @@ func Up(ctx context.Context, cfg Config) error {
 		close(cfg.Ready)
 	}
 
-	var sup supervisor
-	sup.run(ctx, log, map[string]func(context.Context) error{
+	parts := map[string]func(context.Context) error{
 		"api":          func(ctx context.Context) error { return srv.Serve(ctx, ln) },
 		"agent":        ag.Run,
 		"orchestrator": orch.Run,
 		"jobs":         jobs.RunScheduler,
 		"events":       func(ctx context.Context) error { return trimEvents(ctx, st) },
-	})
+	}
+	if httpLn != nil {
+		parts["ingress"] = func(ctx context.Context) error { return serveHTTP(ctx, httpLn, proxy) }
+		log.Info("ingress listening", "addr", ingressAddr)
+	}
+	var sup supervisor
+	sup.run(ctx, log, parts)
 	log.Info("berth stopped; containers keep running")
 	return sup.err
 }
@@ -155,6 +186,24 @@ func (r imageResolver) ResolveImage(ctx context.Context, ref string) (string, er
 		return "", err
 	}
 	return img.ID, nil
+}
+
+// serveHTTP serves the ingress until ctx ends, then lets requests in
+// flight finish.
+func serveHTTP(ctx context.Context, ln net.Listener, h http.Handler) error {
+	hs := &http.Server{Handler: h, ReadHeaderTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute}
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_ = hs.Shutdown(sctx)
+	<-errc
+	return nil
 }
 
 func trimEvents(ctx context.Context, st *store.Store) error {

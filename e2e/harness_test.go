@@ -62,7 +62,8 @@ func (b *berth) start() {
 	b.t.Helper()
 	b.mu.Lock()
 	b.logs = &bytes.Buffer{}
-	cmd := exec.Command(berthBin, "up", "--data-dir", b.dir, "--log-level", "debug")
+	cmd := exec.Command(berthBin, "up", "--data-dir", b.dir, "--log-level", "debug",
+		"--http-addr", "127.0.0.1:0", "--publish-host", "127.0.0.1", "--drain-timeout", "10s")
 	cmd.Stdout = syncWriter{&b.mu, b.logs}
 	cmd.Stderr = syncWriter{&b.mu, b.logs}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}

@@ -36,6 +36,7 @@ type Config struct {
 	Version   string
 	Commit    string
 	Engine    string
+	Ingress   string // the ingress's HTTP address, if any
 }
 
 // Server serves the API.
@@ -119,7 +120,7 @@ func (s *Server) lockStack(name string) func() {
 
 func (s *Server) version(w http.ResponseWriter, r *http.Request) (any, error) {
 	return api.VersionInfo{Version: s.cfg.Version, Commit: s.cfg.Commit, GoVersion: runtime.Version(),
-		ClusterID: s.cfg.ClusterID, Engine: s.cfg.Engine}, nil
+		ClusterID: s.cfg.ClusterID, Engine: s.cfg.Engine, Ingress: s.cfg.Ingress}, nil
 }
 
 func (s *Server) event(ctx context.Context, e api.Event) {

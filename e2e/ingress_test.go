@@ -1,0 +1,113 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+func httpGet(url, host string) (int, string, error) {
+	req, _ := http.NewRequest(http.MethodGet, url, nil)
+	if host != "" {
+		req.Host = host
+	}
+	c := http.Client{Timeout: 10 * time.Second}
+	resp, err := c.Do(req)
+	if err != nil {
+		return 0, "", err
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b), nil
+}
+
+// TestIngressPortsRoutesAndDrain: a published port and an HTTP route reach
+// the example app through the ingress, and a slow request in flight on a
+// task that is scaled away completes.
+func TestIngressPortsRoutesAndDrain(t *testing.T) {
+	t.Parallel()
+	b := startBerth(t)
+	port := freePort(t)
+	doc := fmt.Sprintf(`
+services:
+  web:
+    image: %s
+    environment:
+      VERSION: v1
+    ports:
+      - "%d:8080"
+    deploy:
+      replicas: 2
+    healthcheck:
+      test: ["CMD", "/hello", "-healthcheck"]
+      interval: 1s
+      timeout: 2s
+      retries: 3
+    x-berth:
+      routes:
+        - host: hello.test
+          port: 8080
+`, helloImage, port)
+	b.deploy("ing", doc)
+	b.waitRunning("ing", "web", 2)
+
+	portURL := fmt.Sprintf("http://127.0.0.1:%d", port)
+	waitFor(t, 20*time.Second, "the published port to answer", func() (bool, string) {
+		code, body, err := httpGet(portURL+"/", "")
+		return err == nil && code == 200 && strings.Contains(body, "version v1"), fmt.Sprint(code, body, err)
+	})
+	v, err := b.cl.Version(context.Background())
+	if err != nil || v.Ingress == "" {
+		t.Fatalf("no ingress address: %v %+v", err, v)
+	}
+	routeURL := "http://" + v.Ingress
+	waitFor(t, 20*time.Second, "the HTTP route to answer", func() (bool, string) {
+		code, body, err := httpGet(routeURL+"/", "hello.test")
+		return err == nil && code == 200 && strings.Contains(body, "hello from"), fmt.Sprint(code, body, err)
+	})
+	if code, _, _ := httpGet(routeURL+"/", "other.test"); code != http.StatusNotFound {
+		t.Errorf("unrouted host answered %d, want 404", code)
+	}
+
+	// Slow requests in flight on both tasks while the service scales to
+	// one: the task that goes is drained before it is stopped.
+	var wg sync.WaitGroup
+	errs := make(chan string, 8)
+	for i := 0; i < 4; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			code, body, err := httpGet(routeURL+"/slow?d=2s", "hello.test")
+			if err != nil || code != 200 || !strings.Contains(body, "slept 2s") {
+				errs <- fmt.Sprint(code, " ", body, " ", err)
+			}
+		}()
+	}
+	time.Sleep(300 * time.Millisecond)
+	b.mustCLI("scale", "ing", "web=1")
+	wg.Wait()
+	close(errs)
+	for e := range errs {
+		t.Errorf("a request in flight failed while its task was removed: %s", e)
+	}
+	b.waitRunning("ing", "web", 1)
+	if code, _, err := httpGet(portURL+"/", ""); err != nil || code != 200 {
+		t.Errorf("after scale-down the published port answers %d %v", code, err)
+	}
+}

@@ -1,0 +1,214 @@
+package ingress
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"reflect"
+	"sort"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/berth-dev/berth/api"
+)
+
+// Controller feeds the proxies from task lifecycles: the agent tells it
+// when a task is ready, not ready, or about to stop, and it rebuilds the
+// routing table and the published-port listeners as a whole.
+type Controller struct {
+	http         *Proxy
+	log          *slog.Logger
+	bindHost     string
+	drainTimeout time.Duration
+
+	mu    sync.Mutex
+	tasks map[string]readyTask
+	tcp   map[uint16]*TCPProxy
+}
+
+type readyTask struct {
+	stack, service string
+	revision       int
+	addr           string
+	routes         []api.HTTPRoute
+	ports          []api.Port
+}
+
+// ControllerOptions configure a Controller.
+type ControllerOptions struct {
+	// BindHost is the address published ports listen on (default 0.0.0.0).
+	BindHost string
+	// DrainTimeout bounds how long a stopping task's requests and
+	// connections may take to finish (default 30s).
+	DrainTimeout time.Duration
+	Logger       *slog.Logger
+}
+
+// NewController returns a controller driving the HTTP proxy p.
+func NewController(p *Proxy, opts ControllerOptions) *Controller {
+	if opts.BindHost == "" {
+		opts.BindHost = "0.0.0.0"
+	}
+	if opts.DrainTimeout <= 0 {
+		opts.DrainTimeout = 30 * time.Second
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &Controller{http: p, log: opts.Logger, bindHost: opts.BindHost, drainTimeout: opts.DrainTimeout,
+		tasks: map[string]readyTask{}, tcp: map[uint16]*TCPProxy{}}
+}
+
+// TaskReady puts a running, healthy task into traffic.
+func (c *Controller) TaskReady(t api.Task, spec *api.ServiceSpec, addr string) {
+	if addr == "" || (len(spec.Routes) == 0 && len(spec.Ports) == 0) {
+		return
+	}
+	rt := readyTask{stack: t.Stack, service: t.Service, revision: t.Revision, addr: addr, routes: spec.Routes, ports: spec.Ports}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if old, ok := c.tasks[t.ID]; ok && reflect.DeepEqual(old, rt) {
+		return
+	}
+	c.tasks[t.ID] = rt
+	c.applyLocked()
+}
+
+// TaskNotReady takes a task out of traffic at once (it crashed or turned
+// unhealthy): there is nothing left to drain.
+func (c *Controller) TaskNotReady(t api.Task) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, ok := c.tasks[t.ID]; !ok {
+		return
+	}
+	delete(c.tasks, t.ID)
+	c.applyLocked()
+}
+
+// TaskStopping takes a task out of traffic and waits until its requests
+// and connections in flight finish (at most the drain timeout). The agent
+// signals the container only after it returns.
+func (c *Controller) TaskStopping(ctx context.Context, t api.Task) {
+	c.mu.Lock()
+	_, ok := c.tasks[t.ID]
+	if ok {
+		delete(c.tasks, t.ID)
+		c.applyLocked()
+	}
+	tcps := make([]*TCPProxy, 0, len(c.tcp))
+	for _, p := range c.tcp {
+		tcps = append(tcps, p)
+	}
+	c.mu.Unlock()
+	if !ok {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, c.drainTimeout)
+	defer cancel()
+	start := time.Now()
+	_ = c.http.Drain(ctx, t.ID)
+	for _, p := range tcps {
+		p.Drain(ctx, t.ID)
+	}
+	c.log.Debug("task drained", "task", t.ID, "took", time.Since(start))
+}
+
+// applyLocked builds the new generation and swaps it in.
+func (c *Controller) applyLocked() {
+	type routeKey struct{ host, path string }
+	routes := map[routeKey]*Route{}
+	ports := map[uint16][]Endpoint{}
+	owner := map[uint16]string{}
+	ids := make([]string, 0, len(c.tasks))
+	for id := range c.tasks {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	for _, id := range ids {
+		t := c.tasks[id]
+		name := t.stack + "/" + t.service
+		for _, r := range t.routes {
+			k := routeKey{r.Host, r.PathPrefix}
+			rt, ok := routes[k]
+			if !ok {
+				rt = &Route{Name: name, Host: r.Host, PathPrefix: r.PathPrefix, Timeout: r.Timeout.D()}
+				routes[k] = rt
+			}
+			if rt.Name != name {
+				c.log.Warn("route claimed by two services; keeping the first", "host", r.Host, "path", r.PathPrefix, "kept", rt.Name, "dropped", name)
+				continue
+			}
+			rt.Endpoints = append(rt.Endpoints, Endpoint{TaskID: id, Addr: net.JoinHostPort(t.addr, strconv.Itoa(int(r.Port))), Revision: t.revision})
+		}
+		for _, p := range t.ports {
+			if p.Published == 0 || (p.Protocol != "" && p.Protocol != "tcp") {
+				continue
+			}
+			if o, ok := owner[p.Published]; ok && o != name {
+				c.log.Warn("published port claimed by two services; keeping the first", "port", p.Published, "kept", o, "dropped", name)
+				continue
+			}
+			owner[p.Published] = name
+			ports[p.Published] = append(ports[p.Published], Endpoint{TaskID: id, Addr: net.JoinHostPort(t.addr, strconv.Itoa(int(p.Target))), Revision: t.revision})
+		}
+	}
+	var table Table
+	for _, r := range routes {
+		table.Routes = append(table.Routes, *r)
+	}
+	sort.Slice(table.Routes, func(i, j int) bool {
+		return table.Routes[i].Host+table.Routes[i].PathPrefix < table.Routes[j].Host+table.Routes[j].PathPrefix
+	})
+	if err := c.http.Update(table); err != nil {
+		c.log.Warn("ingress table rejected", "err", err)
+	}
+	for port, eps := range ports {
+		p, ok := c.tcp[port]
+		if !ok {
+			var err error
+			p, err = ListenTCP(net.JoinHostPort(c.bindHost, strconv.Itoa(int(port))), c.log)
+			if err != nil {
+				c.log.Warn("cannot publish port", "port", port, "service", owner[port], "err", err)
+				continue
+			}
+			c.tcp[port] = p
+			c.log.Info("published port", "port", port, "service", owner[port])
+		}
+		p.Update(eps)
+	}
+	for port, p := range c.tcp {
+		if _, ok := ports[port]; !ok {
+			// Keep the listener while a stopping task drains; an empty
+			// endpoint set refuses nothing already forwarded.
+			p.Update(nil)
+		}
+	}
+}
+
+// Published lists the ports with a listener (tests, status).
+func (c *Controller) Published() map[uint16]string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := map[uint16]string{}
+	for port, p := range c.tcp {
+		out[port] = p.Addr().String()
+	}
+	return out
+}
+
+// Close stops every published-port listener.
+func (c *Controller) Close() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var first error
+	for port, p := range c.tcp {
+		if err := p.Close(); err != nil && first == nil {
+			first = fmt.Errorf("close port %d: %w", port, err)
+		}
+		delete(c.tcp, port)
+	}
+	return first
+}
