@@ -30,11 +30,17 @@ fi
 "$berth" deploy -f examples/hello/compose.yaml
 echo
 "$berth" status hello
-addr=$("$berth" ps hello --json | sed -n 's/.*"address": "\([0-9.]*\)".*/\1/p' | head -n1)
 echo
-echo "The example answers (berth routes no public port until the ingress lands; the host reaches task addresses directly):"
-echo "  curl http://$addr:8080/"
-if command -v curl >/dev/null; then curl -fsS "http://$addr:8080/"; fi
+echo "The example answers through berth's ingress (published port 8080, and the HTTP route hello.localhost):"
+echo "  curl http://127.0.0.1:8080/"
+ok=
+for _ in $(seq 1 50); do
+  if out=$(curl -fsS http://127.0.0.1:8080/ 2>/dev/null); then echo "$out"; ok=1; break; fi
+  sleep 0.2
+done
+[ -n "$ok" ] || { echo "the example did not answer on 127.0.0.1:8080; see $berth ps hello and $data/berth.log" >&2; exit 1; }
+echo "  curl -H 'Host: hello.localhost' http://127.0.0.1/"
+curl -fsS -H 'Host: hello.localhost' http://127.0.0.1/ || echo "(the HTTP route needs berth up's --http-addr, :80 by default)"
 echo
 echo "berth keeps running in the background (pid $(cat "$data/berth.pid" 2>/dev/null || echo '?')); try:"
 echo "  $berth ps hello;  $berth scale hello web=5;  $berth events hello;  $berth rm hello"
