@@ -74,6 +74,9 @@ type Agent struct {
 	nets    map[string]bool // stack networks ensured in this process
 	vols    map[string]bool // volumes ensured in this process
 	jobs    map[string]bool // job containers run by this process
+	syncing map[string]bool // tasks with a sync goroutine running
+	dirty   map[string]bool // tasks kicked again while syncing
+	syncs   sync.WaitGroup
 	lastErr error
 
 	timersMu sync.Mutex
@@ -124,6 +127,8 @@ func New(cfg Config, st *store.Store, drv runtime.Driver, logger *slog.Logger, h
 		nets:     map[string]bool{},
 		vols:     map[string]bool{},
 		jobs:     map[string]bool{},
+		syncing:  map[string]bool{},
+		dirty:    map[string]bool{},
 		timers:   map[string]*time.Timer{},
 	}
 }
@@ -142,6 +147,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	var wg sync.WaitGroup
 	defer wg.Wait()
+	defer a.syncs.Wait()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	defer a.stopTimers()
@@ -163,7 +169,7 @@ func (a *Agent) Run(ctx context.Context) error {
 			case <-a.kick:
 			case <-tick.C:
 			case id := <-a.taskKick:
-				a.syncOne(ctx, id)
+				a.syncAsync(ctx, id)
 				continue
 			}
 			break
@@ -288,6 +294,36 @@ func (a *Agent) reconcile(ctx context.Context) error {
 	a.forgetGone(ctx, desired)
 	a.cleanupNetworks(ctx, desired, containers)
 	return nil
+}
+
+// syncAsync syncs one task in its own goroutine, so that a slow task (a
+// drain, a stop with a long grace) never delays another task's restart.
+// Kicks that arrive while the task is syncing coalesce into one more run.
+func (a *Agent) syncAsync(ctx context.Context, id string) {
+	a.mu.Lock()
+	if a.syncing[id] {
+		a.dirty[id] = true
+		a.mu.Unlock()
+		return
+	}
+	a.syncing[id] = true
+	a.mu.Unlock()
+	a.syncs.Add(1)
+	go func() {
+		defer a.syncs.Done()
+		for {
+			a.syncOne(ctx, id)
+			a.mu.Lock()
+			if !a.dirty[id] || ctx.Err() != nil {
+				delete(a.syncing, id)
+				delete(a.dirty, id)
+				a.mu.Unlock()
+				return
+			}
+			delete(a.dirty, id)
+			a.mu.Unlock()
+		}
+	}()
 }
 
 // syncOne re-examines one task after an engine event or a backoff timer.

@@ -80,6 +80,8 @@ func (a *Agent) syncTask(ctx context.Context, t api.Task, cs []runtime.Container
 
 	case c.Running():
 		if c.Health == "unhealthy" {
+			// Out of traffic at once: an unhealthy task has nothing to drain.
+			a.hooks.TaskNotReady(t)
 			a.log.Warn("task unhealthy; restarting", "task", t.ID)
 			st.unhealthyStop = true
 			a.stopContainer(ctx, t, c, spec)
