@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httputil"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -37,7 +38,6 @@ type Proxy struct {
 	opts  Options
 	log   *slog.Logger
 	table atomic.Pointer[compiled]
-	rp    *httputil.ReverseProxy
 	tr    *http.Transport
 
 	mu     sync.Mutex
@@ -78,17 +78,6 @@ func New(opts Options) *Proxy {
 		ExpectContinueTimeout: time.Second,
 		DisableCompression:    true,
 	}
-	p.rp = &httputil.ReverseProxy{
-		Rewrite: func(pr *httputil.ProxyRequest) {
-			pr.SetXForwarded()
-			pr.Out.URL.Scheme = "http"
-			pr.Out.URL.Host = pr.In.Host
-			pr.Out.Host = pr.In.Host
-		},
-		Transport:    &balancer{p: p},
-		BufferPool:   bufferPool{},
-		ErrorHandler: p.proxyError,
-	}
 	p.table.Store(&compiled{byHost: map[string][]*route{}})
 	return p
 }
@@ -119,6 +108,11 @@ func (p *Proxy) Update(t Table) error {
 	})
 	if err != nil {
 		return err
+	}
+	for _, rs := range c.byHost {
+		for _, rt := range rs {
+			rt.rp = p.reverseProxy(rt)
+		}
 	}
 	for k, st := range p.states {
 		if !live[k] && st.inflight.Load() == 0 {
@@ -158,8 +152,6 @@ func (p *Proxy) inflightOf(taskID string) int64 {
 	return n
 }
 
-type routeKey struct{}
-
 // ServeHTTP routes one request.
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rt := p.table.Load().match(r.Host, r.URL.Path)
@@ -174,13 +166,12 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Header.Get("X-Request-Id") == "" {
 		r.Header.Set("X-Request-Id", requestID())
 	}
-	ctx := context.WithValue(r.Context(), routeKey{}, rt)
 	if rt.Timeout > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, rt.Timeout)
+		ctx, cancel := context.WithTimeout(r.Context(), rt.Timeout)
 		defer cancel()
+		r = r.WithContext(ctx)
 	}
-	p.rp.ServeHTTP(w, r.WithContext(ctx))
+	rt.rp.ServeHTTP(w, r)
 }
 
 func (p *Proxy) proxyError(w http.ResponseWriter, r *http.Request, err error) {
@@ -200,15 +191,30 @@ func (p *Proxy) proxyError(w http.ResponseWriter, r *http.Request, err error) {
 
 var errNoEndpoint = errors.New("no endpoint could be reached")
 
-// balancer is the proxy's RoundTripper: it picks an endpoint per attempt
+// reverseProxy returns the handler of one route of one generation.
+func (p *Proxy) reverseProxy(rt *route) *httputil.ReverseProxy {
+	return &httputil.ReverseProxy{
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			pr.SetXForwarded()
+			pr.Out.URL.Scheme = "http"
+			pr.Out.URL.Host = pr.In.Host
+			pr.Out.Host = pr.In.Host
+		},
+		Transport:    &balancer{p: p, rt: rt},
+		BufferPool:   bufferPool{},
+		ErrorHandler: p.proxyError,
+	}
+}
+
+// balancer is a route's RoundTripper: it picks an endpoint per attempt
 // and retries another one when a connection could not be made.
-type balancer struct{ p *Proxy }
+type balancer struct {
+	p  *Proxy
+	rt *route
+}
 
 func (b *balancer) RoundTrip(req *http.Request) (*http.Response, error) {
-	rt, _ := req.Context().Value(routeKey{}).(*route)
-	if rt == nil {
-		return nil, errNoEndpoint
-	}
+	rt := b.rt
 	var tried []*endpoint
 	var lastErr error
 	for attempt := 0; attempt <= b.p.opts.Retries; attempt++ {
@@ -279,6 +285,11 @@ func (c *countedBody) Write(p []byte) (int, error) {
 // that revision (power of two choices). Ejected endpoints are used only
 // when nothing else is left.
 func pick(rt *route, tried []*endpoint, now int64) *endpoint {
+	if len(tried) == 0 {
+		if ep := pickFast(rt, now); ep != nil {
+			return ep
+		}
+	}
 	cands := make([]*endpoint, 0, len(rt.eps))
 	for _, ep := range rt.eps {
 		if !contains(tried, ep) && ep.ejectedAt.Load() < now {
@@ -301,6 +312,29 @@ func pick(rt *route, tried []*endpoint, now int64) *endpoint {
 	cands = byRevision(cands)
 	a := cands[rand.IntN(len(cands))]
 	b := cands[rand.IntN(len(cands))]
+	if b.inflight.Load() < a.inflight.Load() {
+		return b
+	}
+	return a
+}
+
+// pickFast is the common case without allocation: one revision, nothing
+// tried yet, the two sampled endpoints not ejected.
+func pickFast(rt *route, now int64) *endpoint {
+	if rt.mixed {
+		return nil
+	}
+	n := len(rt.eps)
+	if n == 1 {
+		if ep := rt.eps[0]; ep.ejectedAt.Load() < now {
+			return ep
+		}
+		return nil
+	}
+	a, b := rt.eps[rand.IntN(n)], rt.eps[rand.IntN(n)]
+	if a.ejectedAt.Load() >= now || b.ejectedAt.Load() >= now {
+		return nil
+	}
 	if b.inflight.Load() < a.inflight.Load() {
 		return b
 	}
@@ -351,10 +385,15 @@ func contains(eps []*endpoint, ep *endpoint) bool {
 	return false
 }
 
+// Request IDs are a random per-process prefix and a counter: unique, and
+// without a system call per request.
+var (
+	idPrefix  = func() string { var b [6]byte; _, _ = crand.Read(b[:]); return hex.EncodeToString(b[:]) }()
+	idCounter atomic.Uint64
+)
+
 func requestID() string {
-	var b [8]byte
-	_, _ = crand.Read(b[:])
-	return hex.EncodeToString(b[:])
+	return idPrefix + "-" + strconv.FormatUint(idCounter.Add(1), 36)
 }
 
 // bufferPool recycles copy buffers between requests.

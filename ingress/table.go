@@ -7,6 +7,7 @@ package ingress
 
 import (
 	"fmt"
+	"net/http/httputil"
 	"sort"
 	"strings"
 	"time"
@@ -47,7 +48,9 @@ type compiled struct {
 type route struct {
 	Route
 	eps   []*endpoint
-	total int // sum of weights
+	total int  // sum of weights
+	mixed bool // endpoints of more than one revision
+	rp    *httputil.ReverseProxy
 }
 
 func compile(t Table, states func(Endpoint) *endpoint) (*compiled, error) {
@@ -77,6 +80,9 @@ func compile(t Table, states func(Endpoint) *endpoint) (*compiled, error) {
 			ep.Weight = w
 			rr.eps = append(rr.eps, states(ep))
 			rr.total += w
+			if ep.Revision != rr.eps[0].Revision {
+				rr.mixed = true
+			}
 		}
 		c.byHost[host] = append(c.byHost[host], rr)
 	}
