@@ -185,6 +185,9 @@ func (j *Jobs) schedulePass(ctx context.Context, now time.Time, next map[string]
 }
 
 func (j *Jobs) startScheduled(ctx context.Context, rev api.Revision) {
+	if ctx.Err() != nil {
+		return // shutting down: start nothing new
+	}
 	key := rev.Stack + "/" + rev.Service
 	j.mu.Lock()
 	prev, busy := j.running[key]

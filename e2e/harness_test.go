@@ -273,13 +273,20 @@ func cleanupCluster(t *testing.T, cluster string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	labels := map[string]string{api.LabelCluster: cluster}
-	cs, err := drv.List(ctx, labels)
-	if err != nil {
-		t.Logf("cleanup: list containers: %v", err)
-	}
-	for _, c := range cs {
-		if err := drv.Remove(ctx, c.ID); err != nil {
-			t.Logf("cleanup: remove container %s: %v", c.Name, err)
+	// Two sweeps: a create the engine was still carrying out when berth
+	// stopped can finish after the first list.
+	for sweep := 0; sweep < 2; sweep++ {
+		if sweep > 0 {
+			time.Sleep(time.Second)
+		}
+		cs, err := drv.List(ctx, labels)
+		if err != nil {
+			t.Logf("cleanup: list containers: %v", err)
+		}
+		for _, c := range cs {
+			if err := drv.Remove(ctx, c.ID); err != nil {
+				t.Logf("cleanup: remove container %s: %v", c.Name, err)
+			}
 		}
 	}
 	nets, _ := drv.ListNetworks(ctx, labels)
