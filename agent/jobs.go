@@ -45,7 +45,10 @@ func (a *Agent) RunJob(ctx context.Context, job api.JobRun, spec *api.ServiceSpe
 	// A job's container is not a service endpoint: no service alias.
 	cs.Aliases = nil
 
-	cctx, cancel := a.engineCtx(ctx)
+	// The create is not cut short by the caller going away: a create the
+	// engine finishes after we stopped waiting would leave a container we
+	// do not know the ID of. The deferred remove below cleans up instead.
+	cctx, cancel := a.engineCtx(context.WithoutCancel(ctx))
 	id, err := a.drv.Create(cctx, cs)
 	cancel()
 	if err != nil {
@@ -58,6 +61,9 @@ func (a *Agent) RunJob(ctx context.Context, job api.JobRun, spec *api.ServiceSpe
 			a.log.Warn("remove job container", "job", job.ID, "err", err)
 		}
 	}()
+	if ctx.Err() != nil {
+		return -1, ctx.Err()
+	}
 	sctx, cancel := a.engineCtx(ctx)
 	err = a.drv.Start(sctx, id)
 	cancel()
