@@ -163,7 +163,10 @@ func Up(ctx context.Context, cfg Config) error {
 		"events":       func(ctx context.Context) error { return trimEvents(ctx, st) },
 	}
 	if httpLn != nil {
-		parts["ingress"] = func(ctx context.Context) error { return serveHTTP(ctx, httpLn, proxy) }
+		parts["ingress"] = func(ctx context.Context) error {
+			hs := &http.Server{Handler: proxy, ReadHeaderTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute}
+			return server.ServeHTTP(ctx, httpLn, hs, 10*time.Second)
+		}
 		log.Info("ingress listening", "addr", ingressAddr)
 	}
 	var sup supervisor
@@ -186,24 +189,6 @@ func (r imageResolver) ResolveImage(ctx context.Context, ref string) (string, er
 		return "", err
 	}
 	return img.ID, nil
-}
-
-// serveHTTP serves the ingress until ctx ends, then lets requests in
-// flight finish.
-func serveHTTP(ctx context.Context, ln net.Listener, h http.Handler) error {
-	hs := &http.Server{Handler: h, ReadHeaderTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute}
-	errc := make(chan error, 1)
-	go func() { errc <- hs.Serve(ln) }()
-	select {
-	case err := <-errc:
-		return err
-	case <-ctx.Done():
-	}
-	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	_ = hs.Shutdown(sctx)
-	<-errc
-	return nil
 }
 
 func trimEvents(ctx context.Context, st *store.Store) error {

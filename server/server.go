@@ -82,11 +82,16 @@ func (s *Server) Handler() http.Handler {
 
 // Serve serves the API on ln until ctx ends, then shuts down gracefully.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
-	hs := &http.Server{
+	return ServeHTTP(ctx, ln, &http.Server{
 		Handler:           s.Handler(),
 		ReadHeaderTimeout: 10 * time.Second,
 		BaseContext:       func(net.Listener) context.Context { return ctx },
-	}
+	}, 5*time.Second)
+}
+
+// ServeHTTP serves hs on ln until ctx ends, then gives requests in flight
+// up to grace to finish before closing what is left.
+func ServeHTTP(ctx context.Context, ln net.Listener, hs *http.Server, grace time.Duration) error {
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
 	select {
@@ -94,7 +99,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		return err
 	case <-ctx.Done():
 	}
-	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	sctx, cancel := context.WithTimeout(context.Background(), grace)
 	defer cancel()
 	if err := hs.Shutdown(sctx); err != nil {
 		_ = hs.Close()

@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/berth-dev/berth/api"
+	"github.com/berth-dev/berth/bench/internal/host"
 	"github.com/berth-dev/berth/client"
 	"github.com/berth-dev/berth/runtime"
 	"github.com/berth-dev/berth/runtime/docker"
@@ -68,7 +69,7 @@ func run(sizes string, kills int) error {
 	info, _ := drv.Info(ctx)
 	fmt.Printf("## Core (issue: berth core) — %s\n\n", time.Now().UTC().Format("2006-01-02"))
 	fmt.Printf("Machine: %s, %d CPUs, %.1f GiB, Docker Engine %s. Command: `make bench` (go run ./bench/core).\n\n",
-		cpuModel(), info.NanoCPUs/1e9, float64(info.Memory)/(1<<30), info.Version)
+		host.CPUModel(), info.NanoCPUs/1e9, float64(info.Memory)/(1<<30), info.Version)
 
 	fmt.Println("| figure | berth | baseline (same run) | ratio | goal |")
 	fmt.Println("|---|---|---|---|---|")
@@ -319,28 +320,5 @@ func idleRSS(ctx context.Context, drv *docker.Driver, bin, dir string) (int64, e
 		time.Sleep(200 * time.Millisecond)
 	}
 	time.Sleep(30 * time.Second) // idle: a few resyncs and heartbeats
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", in.cmd.Process.Pid))
-	if err != nil {
-		return 0, err
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if strings.HasPrefix(line, "VmRSS:") {
-			f := strings.Fields(line)
-			kb, _ := strconv.ParseInt(f[1], 10, 64)
-			return kb * 1024, nil
-		}
-	}
-	return 0, fmt.Errorf("no VmRSS")
-}
-
-func cpuModel() string {
-	b, _ := os.ReadFile("/proc/cpuinfo")
-	for _, line := range strings.Split(string(b), "\n") {
-		if strings.HasPrefix(line, "model name") {
-			if _, v, ok := strings.Cut(line, ":"); ok {
-				return strings.TrimSpace(v)
-			}
-		}
-	}
-	return "unknown CPU"
+	return host.RSS(in.cmd.Process.Pid)
 }

@@ -18,9 +18,9 @@ import (
 	"path/filepath"
 	"regexp"
 	"strconv"
-	"strings"
 	"time"
 
+	"github.com/berth-dev/berth/bench/internal/host"
 	"github.com/berth-dev/berth/ingress"
 )
 
@@ -161,7 +161,7 @@ func run(d time.Duration, conns int) error {
 	}
 
 	fmt.Printf("## Ingress proxy (issue: zero-downtime delivery) — %s\n\n", time.Now().UTC().Format("2006-01-02"))
-	fmt.Printf("Machine: %s, %d CPUs; wrk, proxy and backend share the cores. Command: `go run ./bench/proxy` (wrk -t2 -c%d -d%s, keep-alive, loopback, 23-byte response).\n\n", cpuModel(), numCPU(), conns, d)
+	fmt.Printf("Machine: %s, %d CPUs; wrk, proxy and backend share the cores. Command: `go run ./bench/proxy` (wrk -t2 -c%d -d%s, keep-alive, loopback, 23-byte response).\n\n", host.CPUModel(), host.CPUs(), conns, d)
 	fmt.Println("| target | requests/s | × direct | × nginx | p50 | p99 | socket errors |")
 	fmt.Println("|---|---|---|---|---|---|---|")
 	direct, ng := results["direct"].rps, results["nginx"].rps
@@ -270,7 +270,7 @@ func caddy(dir, backend string) (*target, error) {
 // idleConnCost opens n keep-alive connections through the proxy, leaves
 // them idle and returns the RSS growth per connection.
 func idleConnCost(t *target, n int) (float64, error) {
-	before, err := rss(t.cmd.Process.Pid)
+	before, err := host.RSS(t.cmd.Process.Pid)
 	if err != nil {
 		return 0, err
 	}
@@ -295,41 +295,9 @@ func idleConnCost(t *target, n int) (float64, error) {
 		resp.Body.Close()
 	}
 	time.Sleep(2 * time.Second)
-	after, err := rss(t.cmd.Process.Pid)
+	after, err := host.RSS(t.cmd.Process.Pid)
 	if err != nil {
 		return 0, err
 	}
 	return float64(after-before) / float64(n), nil
-}
-
-func rss(pid int) (int64, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0, err
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if strings.HasPrefix(line, "VmRSS:") {
-			f := strings.Fields(line)
-			kb, _ := strconv.ParseInt(f[1], 10, 64)
-			return kb * 1024, nil
-		}
-	}
-	return 0, errors.New("no VmRSS")
-}
-
-func cpuModel() string {
-	b, _ := os.ReadFile("/proc/cpuinfo")
-	for _, line := range strings.Split(string(b), "\n") {
-		if strings.HasPrefix(line, "model name") {
-			if _, v, ok := strings.Cut(line, ":"); ok {
-				return strings.TrimSpace(v)
-			}
-		}
-	}
-	return "unknown CPU"
-}
-
-func numCPU() int {
-	b, _ := os.ReadFile("/proc/cpuinfo")
-	return strings.Count(string(b), "processor\t:")
 }
