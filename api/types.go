@@ -104,7 +104,8 @@ type ServiceSpec struct {
 	Secrets []FileRef   `json:"secrets,omitempty"`
 	Configs []FileRef   `json:"configs,omitempty"`
 
-	Placement Placement `json:"placement,omitempty"`
+	Placement Placement    `json:"placement,omitempty"`
+	Update    UpdatePolicy `json:"update,omitempty"`
 	// Schedule, when set, makes the service a scheduled job: a cron
 	// expression; each run is a fresh container; runs never overlap.
 	Schedule string `json:"schedule,omitempty"`
@@ -212,6 +213,21 @@ type FileRef struct {
 	UID    string `json:"uid,omitempty"`
 	GID    string `json:"gid,omitempty"`
 	Mode   uint32 `json:"mode,omitempty"`
+}
+
+// Update orders, as in Compose's deploy.update_config.order.
+const (
+	StartFirst = "start-first"
+	StopFirst  = "stop-first"
+)
+
+// UpdatePolicy says how a new revision replaces a service's tasks.
+type UpdatePolicy struct {
+	// Parallelism is how many slots are replaced at a time (default 1).
+	Parallelism int `json:"parallelism,omitempty"`
+	// Order is start-first (default: the new task serves before the old
+	// one stops) or stop-first.
+	Order string `json:"order,omitempty"`
 }
 
 // Placement constrains where the scheduler may put a service's tasks.

@@ -183,6 +183,7 @@ func TestRulesCoverComposeGo(t *testing.T) {
 	check("healthcheck", reflect.TypeOf(types.HealthCheckConfig{}), healthRules)
 	check("restart_policy", reflect.TypeOf(types.RestartPolicy{}), deployRules["restart_policy"].sub)
 	check("placement", reflect.TypeOf(types.Placement{}), deployRules["placement"].sub)
+	check("update_config", reflect.TypeOf(types.UpdateConfig{}), deployRules["update_config"].sub)
 	check("network", reflect.TypeOf(types.NetworkConfig{}), networkRules)
 	check("volume", reflect.TypeOf(types.VolumeConfig{}), volumeRules)
 	check("secret", reflect.TypeOf(types.SecretConfig{}), secretRules)

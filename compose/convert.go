@@ -240,6 +240,17 @@ func (c *converter) replicas(spec *api.ServiceSpec, s *types.ServiceConfig, path
 		spec.Labels[k] = v
 	}
 	spec.Placement = api.Placement{Constraints: d.Placement.Constraints, MaxPerNode: int(d.Placement.MaxReplicas)}
+	if u := d.UpdateConfig; u != nil {
+		if u.Parallelism != nil {
+			spec.Update.Parallelism = int(*u.Parallelism)
+		}
+		switch u.Order {
+		case "", api.StartFirst, api.StopFirst:
+			spec.Update.Order = u.Order
+		default:
+			c.problem(path+".deploy.update_config.order", "order %q: use start-first or stop-first", u.Order)
+		}
+	}
 	for i, con := range d.Placement.Constraints {
 		if !constraintRE.MatchString(con) {
 			c.problem(fmt.Sprintf("%s.deploy.placement.constraints.%d", path, i),

@@ -56,7 +56,14 @@ var deployRules = map[string]rule{
 		"max_replicas_per_node": ok(),
 		"preferences":           warn("placement preferences are ignored: berth spreads replicas across nodes"),
 	}),
-	"update_config":   warn("deploy.update_config is ignored: berth replaces a revision's tasks slot by slot"),
+	"update_config": okSub(map[string]rule{
+		"parallelism":       ok(),
+		"order":             ok(),
+		"delay":             warn("update_config.delay is ignored: berth moves to the next slot as soon as the new task is ready"),
+		"failure_action":    warn("update_config.failure_action is ignored: a new revision that never gets ready leaves the old tasks serving"),
+		"monitor":           warn("update_config.monitor is ignored"),
+		"max_failure_ratio": warn("update_config.max_failure_ratio is ignored"),
+	}),
 	"rollback_config": warn("deploy.rollback_config is ignored"),
 	"endpoint_mode":   warn("deploy.endpoint_mode is ignored: services are reached by name on the stack network"),
 }

@@ -38,6 +38,7 @@ func (o *Orchestrator) Run(ctx context.Context) error {
 	services := o.store.Watch(ctx, store.Services)
 	tasks := o.store.Watch(ctx, store.Tasks)
 	nodes := o.store.Watch(ctx, store.Nodes)
+	status := o.store.Watch(ctx, store.Status)
 	tick := time.NewTicker(o.resync)
 	defer tick.Stop()
 	for {
@@ -50,6 +51,7 @@ func (o *Orchestrator) Run(ctx context.Context) error {
 		case <-services:
 		case <-tasks:
 		case <-nodes:
+		case <-status:
 		case <-tick.C:
 		}
 	}
@@ -73,7 +75,15 @@ func (o *Orchestrator) Reconcile(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	plan := PlanTasks(services, specs, tasks, NewID, time.Now().UTC())
+	statuses, err := o.store.ListStatus(ctx, "")
+	if err != nil {
+		return err
+	}
+	ready := make(map[string]bool, len(statuses))
+	for _, st := range statuses {
+		ready[st.TaskID] = st.State == api.StateRunning
+	}
+	plan := PlanTasks(services, specs, tasks, ready, NewID, time.Now().UTC())
 	if len(plan.Put) == 0 && len(plan.Delete) == 0 {
 		return nil
 	}

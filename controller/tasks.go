@@ -21,12 +21,16 @@ type TaskPlan struct {
 
 // PlanTasks computes the tasks that should exist for the given services:
 // one task per slot of the current revision and restart generation. It is
-// pure: newID supplies task IDs, now the creation time.
+// pure: ready says which tasks their agents report running (and healthy),
+// newID supplies task IDs, now the creation time.
 //
-// A slot whose task is of an older revision or generation is replaced at
-// once (the old task deleted, a new one created); rollout strategies that
-// keep old tasks serving until new ones are ready build on this.
-func PlanTasks(services []api.ServiceState, specs map[RevKey]*api.ServiceSpec, tasks []api.Task, newID func() string, now time.Time) TaskPlan {
+// A slot whose task is of an older revision or generation is replaced as
+// its service's update policy says: start-first (the default) starts the
+// new task and deletes the old one only once the new one is ready, so the
+// slot never stops serving; stop-first deletes the old one at once. At
+// most update.parallelism slots (default 1) are being replaced at a time.
+// A new revision that never becomes ready leaves the old tasks serving.
+func PlanTasks(services []api.ServiceState, specs map[RevKey]*api.ServiceSpec, tasks []api.Task, ready map[string]bool, newID func() string, now time.Time) TaskPlan {
 	var plan TaskPlan
 	byService := map[string][]api.Task{}
 	for _, t := range tasks {
@@ -47,7 +51,7 @@ func PlanTasks(services []api.ServiceState, specs map[RevKey]*api.ServiceSpec, t
 			}
 			continue
 		}
-		planService(&plan, svc, existing, newID, now)
+		planService(&plan, svc, spec.Update, existing, ready, newID, now)
 	}
 	for k, ts := range byService {
 		if !live[k] {
@@ -59,38 +63,76 @@ func PlanTasks(services []api.ServiceState, specs map[RevKey]*api.ServiceSpec, t
 	return plan
 }
 
-func planService(plan *TaskPlan, svc api.ServiceState, existing []api.Task, newID func() string, now time.Time) {
+type slotTasks struct {
+	cur *api.Task  // the task of the current revision and generation
+	old []api.Task // anything else in the slot
+}
+
+func planService(plan *TaskPlan, svc api.ServiceState, up api.UpdatePolicy, existing []api.Task, ready map[string]bool, newID func() string, now time.Time) {
 	desired := api.DesiredRunning
 	if svc.Stopped {
 		desired = api.DesiredStopped
 	}
+	parallel := up.Parallelism
+	if parallel <= 0 {
+		parallel = 1
+	}
+	stopFirst := up.Order == api.StopFirst
 	bySlot := map[int][]api.Task{}
 	for _, t := range existing {
 		bySlot[t.Slot] = append(bySlot[t.Slot], t)
 	}
+	slots := make([]slotTasks, svc.Replicas+1)
+	inFlight := 0
 	for slot := 1; slot <= svc.Replicas; slot++ {
 		ts := bySlot[slot]
 		sortTasks(ts)
-		var keep *api.Task
+		st := &slots[slot]
 		for i := range ts {
-			t := ts[i]
-			if keep == nil && t.Revision == svc.Revision && t.RestartGen == svc.RestartGen {
-				keep = &ts[i]
-				continue
+			current := ts[i].Revision == svc.Revision && ts[i].RestartGen == svc.RestartGen
+			switch {
+			case current && st.cur == nil:
+				st.cur = &ts[i]
+			case current:
+				plan.Delete = append(plan.Delete, ts[i]) // a duplicate, from a crash between writes
+			default:
+				st.old = append(st.old, ts[i])
 			}
-			plan.Delete = append(plan.Delete, t)
 		}
-		if keep == nil {
-			plan.Put = append(plan.Put, api.Task{
-				ID: newID(), Stack: svc.Stack, Service: svc.Name, Slot: slot,
-				Revision: svc.Revision, RestartGen: svc.RestartGen, Desired: desired, CreatedAt: now,
-			})
-			continue
+		// A replacement under way: the new task is not ready yet and the
+		// old one still serves (start-first), or was just stopped.
+		if st.cur != nil && !ready[st.cur.ID] && (len(st.old) > 0 || stopFirst) && !svc.Stopped {
+			inFlight++
 		}
-		if keep.Desired != desired || keep.Node == "" {
-			t := *keep
-			t.Desired = desired
-			plan.Put = append(plan.Put, t)
+	}
+	newTask := func(slot int) api.Task {
+		return api.Task{ID: newID(), Stack: svc.Stack, Service: svc.Name, Slot: slot,
+			Revision: svc.Revision, RestartGen: svc.RestartGen, Desired: desired, CreatedAt: now}
+	}
+	for slot := 1; slot <= svc.Replicas; slot++ {
+		st := slots[slot]
+		switch {
+		case st.cur == nil && len(st.old) == 0:
+			// A new slot (first deploy, scale up): nothing to keep serving.
+			plan.Put = append(plan.Put, newTask(slot))
+		case st.cur == nil:
+			if !svc.Stopped && inFlight >= parallel {
+				continue // wait for the replacements under way
+			}
+			inFlight++
+			plan.Put = append(plan.Put, newTask(slot))
+			if stopFirst || svc.Stopped {
+				plan.Delete = append(plan.Delete, st.old...)
+			}
+		default:
+			if len(st.old) > 0 && (ready[st.cur.ID] || stopFirst || svc.Stopped) {
+				plan.Delete = append(plan.Delete, st.old...)
+			}
+			if st.cur.Desired != desired || st.cur.Node == "" {
+				t := *st.cur
+				t.Desired = desired
+				plan.Put = append(plan.Put, t)
+			}
 		}
 	}
 	for slot, ts := range bySlot {

@@ -111,3 +111,82 @@ services:
 		t.Errorf("after scale-down the published port answers %d %v", code, err)
 	}
 }
+
+// TestRedeployDropsNoRequest: a new revision replaces every task start-first
+// while clients hammer the published port: no request fails.
+func TestRedeployDropsNoRequest(t *testing.T) {
+	t.Parallel()
+	b := startBerth(t)
+	port := freePort(t)
+	doc := func(version string) string {
+		return fmt.Sprintf(`
+services:
+  web:
+    image: %s
+    environment:
+      VERSION: %s
+    ports:
+      - "%d:8080"
+    deploy:
+      replicas: 3
+    healthcheck:
+      test: ["CMD", "/hello", "-healthcheck"]
+      interval: 500ms
+      timeout: 2s
+      retries: 3
+`, helloImage, version, port)
+	}
+	b.deploy("zero", doc("v1"))
+	b.waitRunning("zero", "web", 3)
+	url := fmt.Sprintf("http://127.0.0.1:%d/", port)
+	waitFor(t, 20*time.Second, "the published port", func() (bool, string) {
+		code, _, err := httpGet(url, "")
+		return err == nil && code == 200, fmt.Sprint(code, err)
+	})
+
+	ctx, stop := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	ok, failed := 0, []string{}
+	versions := map[string]int{}
+	for w := 0; w < 4; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c := http.Client{Timeout: 5 * time.Second}
+			for ctx.Err() == nil {
+				resp, err := c.Get(url)
+				mu.Lock()
+				if err != nil {
+					failed = append(failed, err.Error())
+				} else {
+					body, _ := io.ReadAll(resp.Body)
+					resp.Body.Close()
+					if resp.StatusCode != 200 {
+						failed = append(failed, resp.Status)
+					} else {
+						ok++
+						versions[strings.TrimSpace(string(body[strings.LastIndex(string(body), "version"):]))]++
+					}
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	time.Sleep(500 * time.Millisecond)
+	b.deploy("zero", doc("v2"))
+	svc := b.waitRunning("zero", "web", 3)
+	time.Sleep(time.Second)
+	stop()
+	wg.Wait()
+	if svc.Revision != 2 {
+		t.Fatalf("revision %d after the redeploy", svc.Revision)
+	}
+	if len(failed) > 0 {
+		t.Fatalf("%d of %d requests failed during the redeploy; first: %s", len(failed), ok+len(failed), failed[0])
+	}
+	if versions["version v2)"] == 0 {
+		t.Fatalf("no request reached v2: %v", versions)
+	}
+	t.Logf("%d requests, 0 failed, by version: %v", ok, versions)
+}
