@@ -56,7 +56,14 @@ type ServiceStatus struct {
 	Running  int        `json:"running"`
 	Stopped  bool       `json:"stopped,omitempty"`
 	Schedule string     `json:"schedule,omitempty"`
+	Rollout  *Rollout   `json:"rollout,omitempty"`
 	Tasks    []TaskView `json:"tasks"`
+}
+
+// RollbackRequest points services back at an earlier revision.
+type RollbackRequest struct {
+	Service string `json:"service,omitempty"` // all services when empty
+	To      int    `json:"to,omitempty"`      // default: the revision before the current one
 }
 
 // StackStatus is a stack as `berth status` shows it.

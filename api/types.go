@@ -228,7 +228,13 @@ type UpdatePolicy struct {
 	// Order is start-first (default: the new task serves before the old
 	// one stops) or stop-first.
 	Order string `json:"order,omitempty"`
+	// Deadline bounds a rollout: not every task ready by then rolls the
+	// service back (default 3m; x-berth.rollout.deadline).
+	Deadline Duration `json:"deadline,omitempty"`
 }
+
+// DefaultRolloutDeadline applies when a service sets none.
+const DefaultRolloutDeadline = 3 * time.Minute
 
 // Placement constrains where the scheduler may put a service's tasks.
 type Placement struct {
@@ -261,6 +267,27 @@ type ServiceState struct {
 	// RestartGen bumps on `berth restart`: tasks with an older generation are replaced.
 	RestartGen int       `json:"restart_gen,omitempty"`
 	UpdatedAt  time.Time `json:"updated_at"`
+	// Rollout is the last change of revision and how it ended.
+	Rollout *Rollout `json:"rollout,omitempty"`
+}
+
+// Rollout states.
+const (
+	RolloutInProgress = "in_progress"
+	RolloutDone       = "done"
+	RolloutRolledBack = "rolled_back"
+)
+
+// Rollout records a service moving from one revision to another. It is a
+// persisted state machine: a server that restarts mid-rollout picks it up.
+type Rollout struct {
+	From     int       `json:"from"`
+	To       int       `json:"to"`
+	State    string    `json:"state"`
+	Reason   string    `json:"reason,omitempty"`
+	Started  time.Time `json:"started"`
+	Deadline time.Time `json:"deadline"`
+	Ended    time.Time `json:"ended,omitempty"`
 }
 
 // StackRecord is the stored part of a stack that is not per service.

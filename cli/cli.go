@@ -111,6 +111,8 @@ Start the daemon with 'berth up', then deploy with 'berth deploy -f compose.yaml
 		newActionCmd(g, "stop", "Stop the containers of a stack (or one service); they stay stopped until start"),
 		newActionCmd(g, "start", "Start a stopped stack (or one service) again"),
 		newRmCmd(g),
+		newRollbackCmd(g),
+		newHistoryCmd(g),
 		newRunCmd(g),
 		newJobsCmd(g),
 		newEventsCmd(g),

@@ -120,7 +120,13 @@ service runs its replicas, and fails with the tasks' reasons if they do not.`,
 			if o.dryRun || o.detach {
 				return nil
 			}
-			return waitConverged(ctx, g, cl, st.Name, o.timeout)
+			want := map[string]int{}
+			for _, ch := range resp.Changes {
+				if ch.Action == api.ChangeCreated || ch.Action == api.ChangeUpdated {
+					want[ch.Service] = ch.Revision
+				}
+			}
+			return waitConverged(ctx, g, cl, st.Name, want, o.timeout)
 		},
 	}
 	o.composeFlags.add(c)
@@ -147,8 +153,10 @@ func printChanges(g *globals, resp api.DeployResponse) {
 }
 
 // waitConverged polls the stack until every service runs its replicas of
-// its current revision, printing progress as it changes.
-func waitConverged(ctx context.Context, g *globals, cl *client.Client, stack string, timeout time.Duration) error {
+// its current revision, printing progress as it changes. want maps
+// services to the revisions this deploy created: if berth rolls one of
+// them back, the deploy failed.
+func waitConverged(ctx context.Context, g *globals, cl *client.Client, stack string, want map[string]int, timeout time.Duration) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	last := ""
@@ -159,6 +167,12 @@ func waitConverged(ctx context.Context, g *globals, cl *client.Client, stack str
 				return fmt.Errorf("stack %s did not converge within %s", stack, timeout)
 			}
 			return err
+		}
+		for _, s := range st.Services {
+			if r := s.Rollout; r != nil && r.State == api.RolloutRolledBack && want[s.Name] != 0 && r.To == want[s.Name] {
+				return fmt.Errorf("%s/%s: revision %d was rolled back to %d: %s\nsee `berth history %s` and `berth events %s`",
+					stack, s.Name, r.To, r.From, r.Reason, stack, stack)
+			}
 		}
 		done, line, problems := convergence(st)
 		if line != last {

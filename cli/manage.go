@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/berth-dev/berth/api"
 	"github.com/spf13/cobra"
@@ -123,5 +124,98 @@ inside the exact image you deploy: berth run shop web -- /app -test`,
 		},
 	}
 	c.Flags().StringArrayVarP(&env, "env", "e", nil, "extra environment variable KEY=VALUE (repeatable)")
+	return c
+}
+
+func newRollbackCmd(g *globals) *cobra.Command {
+	var to int
+	var detach bool
+	var timeout time.Duration
+	c := &cobra.Command{
+		Use:   "rollback STACK [SERVICE]",
+		Short: "Return services to their previous revision (or --to N), start-first like any rollout",
+		Args:  cobra.RangeArgs(1, 2),
+		RunE: func(c *cobra.Command, args []string) error {
+			cl, err := g.client()
+			if err != nil {
+				return err
+			}
+			req := api.RollbackRequest{To: to}
+			if len(args) == 2 {
+				req.Service = args[1]
+			}
+			if err := cl.Rollback(c.Context(), args[0], req); err != nil {
+				return err
+			}
+			fmt.Fprintf(g.stdout, "%s: rollback started\n", args[0])
+			if detach {
+				return nil
+			}
+			return waitConverged(c.Context(), g, cl, args[0], nil, timeout)
+		},
+	}
+	c.Flags().IntVar(&to, "to", 0, "revision to return to (default: the one before the current)")
+	c.Flags().BoolVarP(&detach, "detach", "d", false, "return without waiting for the rollback to finish")
+	c.Flags().DurationVar(&timeout, "timeout", 3*time.Minute, "how long to wait")
+	return c
+}
+
+func newHistoryCmd(g *globals) *cobra.Command {
+	c := &cobra.Command{
+		Use:   "history STACK",
+		Short: "List each service's revisions, the current one and how the last rollout ended",
+		Args:  exactArgs(1, "a stack name"),
+		RunE: func(c *cobra.Command, args []string) error {
+			cl, err := g.client()
+			if err != nil {
+				return err
+			}
+			st, err := cl.Stack(c.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			type row struct {
+				Service string       `json:"service"`
+				Current bool         `json:"current"`
+				Rev     api.Revision `json:"revision"`
+				Rollout *api.Rollout `json:"rollout,omitempty"`
+			}
+			var rows []row
+			for _, s := range st.Services {
+				revs, err := cl.Revisions(c.Context(), args[0], s.Name)
+				if err != nil {
+					return err
+				}
+				for _, r := range revs {
+					rw := row{Service: s.Name, Current: r.Number == s.Revision, Rev: r}
+					if s.Rollout != nil && s.Rollout.To == r.Number {
+						rw.Rollout = s.Rollout
+					}
+					rows = append(rows, rw)
+				}
+			}
+			if g.json {
+				return printJSON(g.stdout, rows)
+			}
+			tw := table(g.stdout)
+			fmt.Fprintln(tw, "SERVICE\tREV\tCURRENT\tIMAGE\tCREATED\tROLLOUT")
+			for _, r := range rows {
+				cur, ro := "", ""
+				if r.Current {
+					cur = "*"
+				}
+				if r.Rollout != nil {
+					ro = r.Rollout.State
+					if r.Rollout.Reason != "" {
+						ro += ": " + r.Rollout.Reason
+					}
+				}
+				img := r.Rev.Spec.Image + "@" + short12(strings.TrimPrefix(r.Rev.Spec.ImageID, "sha256:"))
+				fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\n", r.Service, r.Rev.Number, cur, img, ago(r.Rev.CreatedAt), ro)
+			}
+			return tw.Flush()
+		},
+	}
+	addJSON(c, g)
 	return c
 }

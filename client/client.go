@@ -190,6 +190,11 @@ func (c *Client) Action(ctx context.Context, action, stack, service string) erro
 	return c.do(ctx, http.MethodPost, p, nil, nil)
 }
 
+// Rollback points a stack's services (or one) back at an earlier revision.
+func (c *Client) Rollback(ctx context.Context, stack string, req api.RollbackRequest) error {
+	return c.do(ctx, http.MethodPost, "/v1/stacks/"+url.PathEscape(stack)+"/rollback", req, nil)
+}
+
 // Tasks lists tasks with their status (all stacks when stack is "").
 func (c *Client) Tasks(ctx context.Context, stack string) ([]api.TaskView, error) {
 	var out []api.TaskView

@@ -534,6 +534,17 @@ func (c *converter) extension(spec *api.ServiceSpec, s *types.ServiceConfig, pat
 	if v, ok := m["routes"]; ok {
 		c.routes(spec, v, p+".routes")
 	}
+	if v, ok := m["rollout"]; ok {
+		rm, _ := v.(map[string]any)
+		if d, ok := rm["deadline"]; ok {
+			ds, _ := d.(string)
+			dur, err := time.ParseDuration(ds)
+			if err != nil || dur <= 0 {
+				c.problem(p+".rollout.deadline", "deadline %v: use a duration like 2m", d)
+			}
+			spec.Update.Deadline = api.Duration(dur)
+		}
+	}
 	if v, ok := m["security"]; ok {
 		sm, isMap := v.(map[string]any)
 		if !isMap {

@@ -221,6 +221,7 @@ var secretRules = map[string]rule{
 var berthServiceRules = map[string]rule{
 	"schedule": ok(),
 	"routes":   ok(), // a list; each route is checked in conversion
+	"rollout":  okSub(map[string]rule{"deadline": ok()}),
 	"security": okSub(map[string]rule{"keep_default_capabilities": ok(), "allow_new_privileges": ok()}),
 }
 

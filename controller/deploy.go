@@ -88,10 +88,14 @@ func PlanDeploy(stack *api.Stack, cur Current, now time.Time) (store.StackWrite,
 			if exists {
 				ch.Action = api.ChangeUpdated
 			}
-			state = api.ServiceState{
+			next := api.ServiceState{
 				Stack: stack.Name, Name: name, Revision: n, Replicas: spec.Replicas,
 				Stopped: state.Stopped, RestartGen: state.RestartGen, UpdatedAt: now,
 			}
+			if exists {
+				next.Rollout = NewRollout(state.Revision, n, spec.Update, now)
+			}
+			state = next
 			w.Services = append(w.Services, state)
 		}
 		changes = append(changes, ch)
@@ -122,6 +126,15 @@ func sameRecord(a, b api.StackRecord) bool {
 	aj, _ := json.Marshal(api.StackRecord{Networks: a.Networks, Volumes: a.Volumes, Sources: a.Sources, Services: a.Services})
 	bj, _ := json.Marshal(api.StackRecord{Networks: b.Networks, Volumes: b.Volumes, Sources: b.Sources, Services: b.Services})
 	return slices.Equal(aj, bj)
+}
+
+// NewRollout starts a rollout from one revision to another.
+func NewRollout(from, to int, up api.UpdatePolicy, now time.Time) *api.Rollout {
+	d := up.Deadline.D()
+	if d <= 0 {
+		d = api.DefaultRolloutDeadline
+	}
+	return &api.Rollout{From: from, To: to, State: api.RolloutInProgress, Started: now, Deadline: now.Add(d)}
 }
 
 // Unchanged reports whether a planned deploy changes nothing.

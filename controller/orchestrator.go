@@ -80,8 +80,22 @@ func (o *Orchestrator) Reconcile(ctx context.Context) error {
 		return err
 	}
 	ready := make(map[string]bool, len(statuses))
+	byTask := make(map[string]api.TaskStatus, len(statuses))
 	for _, st := range statuses {
 		ready[st.TaskID] = st.State == api.StateRunning
+		byTask[st.TaskID] = st
+	}
+	for i, svc := range services {
+		next, ev, changed := CheckRollout(svc, tasks, byTask, time.Now().UTC())
+		if !changed {
+			continue
+		}
+		if err := o.updateService(ctx, next); err != nil {
+			return err
+		}
+		services[i] = next
+		o.event(ctx, *ev)
+		o.log.Info("rollout ended", "stack", svc.Stack, "service", svc.Name, "state", next.Rollout.State, "reason", next.Rollout.Reason)
 	}
 	plan := PlanTasks(services, specs, tasks, ready, NewID, time.Now().UTC())
 	if len(plan.Put) == 0 && len(plan.Delete) == 0 {
@@ -114,6 +128,19 @@ func (o *Orchestrator) Reconcile(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// updateService writes a service state decided by a controller, if the
+// service was not changed in between (the next pass decides again).
+func (o *Orchestrator) updateService(ctx context.Context, next api.ServiceState) error {
+	cur, ver, err := o.store.GetService(ctx, next.Stack, next.Name)
+	if err != nil {
+		return err
+	}
+	if cur.Revision != next.Rollout.To && cur.Revision != next.Revision {
+		return nil
+	}
+	return o.store.UpdateService(ctx, next, ver)
 }
 
 // place assigns nodes to tasks in put that have none.

@@ -180,7 +180,7 @@ func (s *Server) stackStatus(w http.ResponseWriter, r *http.Request) (any, error
 			return nil, err
 		}
 		ss := api.ServiceStatus{Name: svc.Name, Revision: svc.Revision, Image: rev.Spec.Image, ImageID: rev.Spec.ImageID,
-			Replicas: svc.Replicas, Stopped: svc.Stopped, Schedule: rev.Spec.Schedule, Tasks: []api.TaskView{}}
+			Replicas: svc.Replicas, Stopped: svc.Stopped, Schedule: rev.Spec.Schedule, Rollout: svc.Rollout, Tasks: []api.TaskView{}}
 		for _, v := range views {
 			if v.Task.Service != svc.Name {
 				continue
@@ -224,13 +224,20 @@ func (s *Server) removeStack(w http.ResponseWriter, r *http.Request) (any, error
 // updateServices applies f to the services of a stack (one service when
 // the query names it) with optimistic concurrency.
 func (s *Server) updateServices(r *http.Request, what string, f func(*api.ServiceState)) (any, error) {
-	name, err := pathName(r, "stack", "stack name")
-	if err != nil {
-		return nil, err
-	}
 	only := r.URL.Query().Get("service")
 	if only == "" {
 		only = r.PathValue("service")
+	}
+	return s.updateServicesFor(r, only, what, f, nil)
+}
+
+// updateServicesFor applies f to one service (or all when only is "") and
+// writes the results; check, when set, may refuse what f decided before
+// anything is written.
+func (s *Server) updateServicesFor(r *http.Request, only, what string, f func(*api.ServiceState), check func() error) (any, error) {
+	name, err := pathName(r, "stack", "stack name")
+	if err != nil {
+		return nil, err
 	}
 	if only != "" {
 		if err := api.ValidateName("service name", only); err != nil {
@@ -249,6 +256,11 @@ func (s *Server) updateServices(r *http.Request, what string, f func(*api.Servic
 	if err != nil {
 		return nil, err
 	}
+	type write struct {
+		svc api.ServiceState
+		ver int64
+	}
+	var writes []write
 	var done []string
 	for _, svc := range svcs {
 		if only != "" && svc.Name != only {
@@ -259,11 +271,19 @@ func (s *Server) updateServices(r *http.Request, what string, f func(*api.Servic
 			return nil, err
 		}
 		f(&svc)
+		if check != nil {
+			if err := check(); err != nil {
+				return nil, err
+			}
+		}
 		svc.UpdatedAt = time.Now().UTC()
-		if err := s.store.UpdateService(ctx, svc, ver); err != nil {
+		writes = append(writes, write{svc, ver})
+		done = append(done, svc.Name)
+	}
+	for _, w := range writes {
+		if err := s.store.UpdateService(ctx, w.svc, w.ver); err != nil {
 			return nil, err
 		}
-		done = append(done, svc.Name)
 	}
 	if only != "" && len(done) == 0 {
 		return nil, api.NotFoundf("stack %q has no service %q", name, only)
@@ -312,4 +332,39 @@ func (s *Server) revisions(w http.ResponseWriter, r *http.Request) (any, error) 
 		return nil, api.NotFoundf("no revisions of %s/%s", stack, svc)
 	}
 	return revs, nil
+}
+
+// rollback points services back at an earlier revision (kept with its
+// image, so it is fast) and starts a rollout to it.
+func (s *Server) rollback(w http.ResponseWriter, r *http.Request) (any, error) {
+	var req api.RollbackRequest
+	if err := decode(r, &req); err != nil {
+		return nil, err
+	}
+	if req.To < 0 {
+		return nil, api.Invalidf("revision %d: give a revision number from `berth history`", req.To)
+	}
+	ctx := r.Context()
+	var problem error
+	res, err := s.updateServicesFor(r, req.Service, "rollback", func(svc *api.ServiceState) {
+		to := req.To
+		if to == 0 {
+			to = svc.Revision - 1
+			if svc.Rollout != nil && svc.Rollout.To == svc.Revision {
+				to = svc.Rollout.From
+			}
+		}
+		if to < 1 || to == svc.Revision {
+			problem = api.Invalidf("service %q is at revision %d; there is no earlier revision %d to roll back to", svc.Name, svc.Revision, to)
+			return
+		}
+		rev, err := s.store.GetRevision(ctx, svc.Stack, svc.Name, to)
+		if err != nil {
+			problem = api.NotFoundf("service %q has no revision %d; see `berth history %s`", svc.Name, to, svc.Stack)
+			return
+		}
+		svc.Rollout = controller.NewRollout(svc.Revision, to, rev.Spec.Update, time.Now().UTC())
+		svc.Revision = to
+	}, func() error { return problem })
+	return res, err
 }

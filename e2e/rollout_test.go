@@ -1,0 +1,113 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/berth-dev/berth/api"
+)
+
+func rolloutStack(command, deadline string) string {
+	cmd := ""
+	if command != "" {
+		cmd = "    command: " + command + "\n"
+	}
+	return fmt.Sprintf(`
+services:
+  web:
+    image: %s
+%s    deploy:
+      replicas: 2
+    healthcheck:
+      test: ["CMD", "/probe", "-healthcheck"]
+      interval: 500ms
+      timeout: 2s
+      retries: 2
+    x-berth:
+      rollout:
+        deadline: %s
+`, probeImage, cmd, deadline)
+}
+
+// TestFailingRevisionRollsBack: a revision that crash-loops, and one that
+// never becomes healthy, are rolled back; the deploy fails with the
+// reason; the old tasks never stopped serving.
+func TestFailingRevisionRollsBack(t *testing.T) {
+	t.Parallel()
+	b := startBerth(t)
+	b.deploy("rb", rolloutStack("", "60s"))
+	b.waitRunning("rb", "web", 2)
+	started := map[string]time.Time{}
+	for _, c := range b.containers("rb") {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		full, err := drv.Inspect(ctx, c.ID)
+		cancel()
+		if err != nil {
+			t.Fatal(err)
+		}
+		started[c.ID] = full.StartedAt
+	}
+	check := func(what string) {
+		t.Helper()
+		st := b.status("rb")
+		svc := st.Services[0]
+		if svc.Revision != 1 || svc.Rollout == nil || svc.Rollout.State != api.RolloutRolledBack {
+			t.Fatalf("%s: revision %d rollout %+v, want rolled back to 1", what, svc.Revision, svc.Rollout)
+		}
+		for id, at := range started {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			full, err := drv.Inspect(ctx, id)
+			cancel()
+			if err != nil || !full.Running() || !full.StartedAt.Equal(at) {
+				t.Fatalf("%s: old task %s stopped or restarted during the failed rollout (%v)", what, id[:12], err)
+			}
+		}
+	}
+
+	// A revision that crash-loops.
+	out, code := b.cli("deploy", "-f", writeCompose(t, rolloutStack(`["-exit", "1", "-after", "50ms"]`, "60s")), "--stack", "rb", "--timeout", "90s")
+	if code == 0 || !strings.Contains(out, "rolled back") || !strings.Contains(out, "exited with code 1") {
+		t.Fatalf("deploy of a crashing revision: exit %d\n%s", code, out)
+	}
+	check("crash loop")
+	b.waitRunning("rb", "web", 2)
+
+	// A revision that runs but never gets healthy: its failing health
+	// check or the deadline, whichever comes first, rolls it back.
+	out, code = b.cli("deploy", "-f", writeCompose(t, rolloutStack(`["-exit", "0", "-after", "10m"]`, "4s")), "--stack", "rb", "--timeout", "90s")
+	if code == 0 || !strings.Contains(out, "rolled back") || !(strings.Contains(out, "deadline") || strings.Contains(out, "unhealthy")) {
+		t.Fatalf("deploy of a never-healthy revision: exit %d\n%s", code, out)
+	}
+	check("never healthy")
+	b.waitRunning("rb", "web", 2)
+
+	if out := b.mustCLI("history", "rb"); !strings.Contains(out, "rolled_back") {
+		t.Errorf("history does not show the rollback:\n%s", out)
+	}
+	if out := b.mustCLI("events", "rb"); !strings.Contains(out, "rollout.rolled_back") {
+		t.Errorf("no rollback event:\n%s", out)
+	}
+}
+
+// TestManualRollback: berth rollback returns to the previous revision.
+func TestManualRollback(t *testing.T) {
+	t.Parallel()
+	b := startBerth(t)
+	doc := func(v string) string {
+		return fmt.Sprintf("services:\n  web:\n    image: %s\n    environment:\n      VERSION: %s\n", probeImage, v)
+	}
+	b.deploy("mr", doc("v1"))
+	b.deploy("mr", doc("v2"))
+	b.waitRunning("mr", "web", 1)
+	b.mustCLI("rollback", "mr", "--timeout", "60s")
+	svc := b.waitRunning("mr", "web", 1)
+	if svc.Revision != 1 {
+		t.Fatalf("revision after rollback = %d, want 1", svc.Revision)
+	}
+	if out, code := b.cli("rollback", "mr", "--to", "9"); code == 0 || !strings.Contains(out, "no revision 9") {
+		t.Fatalf("rollback to a missing revision: exit %d\n%s", code, out)
+	}
+}
