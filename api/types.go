@@ -288,6 +288,9 @@ type Rollout struct {
 	Started  time.Time `json:"started"`
 	Deadline time.Time `json:"deadline"`
 	Ended    time.Time `json:"ended,omitempty"`
+	// Paused rollouts start no further replacements and have no deadline
+	// until resumed.
+	Paused bool `json:"paused,omitempty"`
 }
 
 // StackRecord is the stored part of a stack that is not per service.

@@ -112,6 +112,7 @@ Start the daemon with 'berth up', then deploy with 'berth deploy -f compose.yaml
 		newActionCmd(g, "start", "Start a stopped stack (or one service) again"),
 		newRmCmd(g),
 		newRollbackCmd(g),
+		newRolloutCmd(g),
 		newHistoryCmd(g),
 		newRunCmd(g),
 		newJobsCmd(g),

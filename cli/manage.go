@@ -219,3 +219,68 @@ func newHistoryCmd(g *globals) *cobra.Command {
 	addJSON(c, g)
 	return c
 }
+
+func newRolloutCmd(g *globals) *cobra.Command {
+	c := &cobra.Command{
+		Use:   "rollout status|pause|resume|abort STACK [SERVICE]",
+		Short: "Show or control the rollouts of a stack's services",
+		Long: `status shows each service's last rollout (from, to, state, deadline,
+reason). pause stops starting further replacements (tasks already replaced
+stay); resume continues with a fresh deadline; abort rolls back at once.`,
+		Args: cobra.RangeArgs(2, 3),
+		RunE: func(c *cobra.Command, args []string) error {
+			cl, err := g.client()
+			if err != nil {
+				return err
+			}
+			action, stack, svc := args[0], args[1], ""
+			if len(args) == 3 {
+				svc = args[2]
+			}
+			switch action {
+			case "status":
+				st, err := cl.Stack(c.Context(), stack)
+				if err != nil {
+					return err
+				}
+				if g.json {
+					out := map[string]*api.Rollout{}
+					for _, s := range st.Services {
+						if svc == "" || s.Name == svc {
+							out[s.Name] = s.Rollout
+						}
+					}
+					return printJSON(g.stdout, out)
+				}
+				tw := table(g.stdout)
+				fmt.Fprintln(tw, "SERVICE\tFROM\tTO\tSTATE\tSTARTED\tDEADLINE\tREASON")
+				for _, s := range st.Services {
+					r := s.Rollout
+					if (svc != "" && s.Name != svc) || r == nil {
+						continue
+					}
+					state := r.State
+					if r.Paused {
+						state += " (paused)"
+					}
+					deadline := ""
+					if r.State == api.RolloutInProgress && !r.Paused {
+						deadline = "in " + time.Until(r.Deadline).Round(time.Second).String()
+					}
+					fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%s\t%s\t%s\n", s.Name, r.From, r.To, state, ago(r.Started), deadline, r.Reason)
+				}
+				return tw.Flush()
+			case "pause", "resume", "abort":
+				if err := cl.RolloutAction(c.Context(), stack, svc, action); err != nil {
+					return err
+				}
+				fmt.Fprintf(g.stdout, "%s: rollout %s requested\n", stack, action)
+				return nil
+			default:
+				return fmt.Errorf("%w: unknown rollout action %q; use status, pause, resume or abort", errUsage, action)
+			}
+		},
+	}
+	addJSON(c, g)
+	return c
+}

@@ -195,6 +195,15 @@ func (c *Client) Rollback(ctx context.Context, stack string, req api.RollbackReq
 	return c.do(ctx, http.MethodPost, "/v1/stacks/"+url.PathEscape(stack)+"/rollback", req, nil)
 }
 
+// RolloutAction pauses, resumes or aborts rollouts of a stack (or one service).
+func (c *Client) RolloutAction(ctx context.Context, stack, service, action string) error {
+	p := "/v1/stacks/" + url.PathEscape(stack) + "/rollout/" + url.PathEscape(action)
+	if service != "" {
+		p += "?service=" + url.QueryEscape(service)
+	}
+	return c.do(ctx, http.MethodPost, p, nil, nil)
+}
+
 // Tasks lists tasks with their status (all stacks when stack is "").
 func (c *Client) Tasks(ctx context.Context, stack string) ([]api.TaskView, error) {
 	var out []api.TaskView

@@ -16,7 +16,7 @@ import (
 // whether svc must be written back, and ev is the event to record.
 func CheckRollout(svc api.ServiceState, tasks []api.Task, status map[string]api.TaskStatus, now time.Time) (next api.ServiceState, ev *api.Event, changed bool) {
 	r := svc.Rollout
-	if r == nil || r.State != api.RolloutInProgress || svc.Revision != r.To || svc.Stopped {
+	if r == nil || r.State != api.RolloutInProgress || svc.Revision != r.To || svc.Stopped || r.Paused {
 		return svc, nil, false
 	}
 	var ready, others int
@@ -56,6 +56,18 @@ func CheckRollout(svc api.ServiceState, tasks []api.Task, status map[string]api.
 		return rollBack(out, fmt.Sprintf("%d of %d tasks of revision %d ready after the %s deadline", ready, svc.Replicas, r.To, r.Deadline.Sub(r.Started).Round(time.Second)), now)
 	}
 	return svc, nil, false
+}
+
+// AbortRollout rolls a rollout in progress back at once.
+func AbortRollout(svc api.ServiceState, reason string, now time.Time) (api.ServiceState, *api.Event, error) {
+	r := svc.Rollout
+	if r == nil || r.State != api.RolloutInProgress || svc.Revision != r.To {
+		return svc, nil, api.Conflictf("service %q has no rollout in progress", svc.Name)
+	}
+	rr := *r
+	svc.Rollout = &rr
+	next, ev, _ := rollBack(svc, reason, now)
+	return next, ev, nil
 }
 
 func rollBack(svc api.ServiceState, reason string, now time.Time) (api.ServiceState, *api.Event, bool) {

@@ -78,6 +78,7 @@ func planService(plan *TaskPlan, svc api.ServiceState, up api.UpdatePolicy, exis
 		parallel = 1
 	}
 	stopFirst := up.Order == api.StopFirst
+	paused := svc.Rollout != nil && svc.Rollout.State == api.RolloutInProgress && svc.Rollout.Paused
 	bySlot := map[int][]api.Task{}
 	for _, t := range existing {
 		bySlot[t.Slot] = append(bySlot[t.Slot], t)
@@ -116,8 +117,8 @@ func planService(plan *TaskPlan, svc api.ServiceState, up api.UpdatePolicy, exis
 			// A new slot (first deploy, scale up): nothing to keep serving.
 			plan.Put = append(plan.Put, newTask(slot))
 		case st.cur == nil:
-			if !svc.Stopped && inFlight >= parallel {
-				continue // wait for the replacements under way
+			if !svc.Stopped && (inFlight >= parallel || paused) {
+				continue // wait for the replacements under way, or for resume
 			}
 			inFlight++
 			plan.Put = append(plan.Put, newTask(slot))

@@ -111,3 +111,57 @@ func TestManualRollback(t *testing.T) {
 		t.Fatalf("rollback to a missing revision: exit %d\n%s", code, out)
 	}
 }
+
+// TestRolloutControlAndConcurrentDeploy: while a rollout is in progress a
+// second deploy of the stack is refused with a clear error; the rollout
+// can be paused and aborted.
+func TestRolloutControlAndConcurrentDeploy(t *testing.T) {
+	t.Parallel()
+	b := startBerth(t)
+	doc := func(version, command string) string {
+		return fmt.Sprintf(`
+services:
+  web:
+    image: %s
+    command: %s
+    environment:
+      VERSION: %s
+    deploy:
+      replicas: 2
+    healthcheck:
+      test: ["CMD", "/probe", "-healthcheck"]
+      interval: 1s
+      timeout: 1s
+      retries: 120
+`, probeImage, command, version)
+	}
+	serve := `["-exit", "-1"]`
+	b.deploy("ctl", doc("v1", serve))
+	b.waitRunning("ctl", "web", 2)
+
+	// v2 does not serve: its health stays "starting" for a long time.
+	b.mustCLI("deploy", "-f", writeCompose(t, doc("v2", `["-exit", "0", "-after", "10m"]`)), "--stack", "ctl", "--detach")
+	if out := b.mustCLI("rollout", "status", "ctl"); !strings.Contains(out, "in_progress") {
+		t.Fatalf("rollout status:\n%s", out)
+	}
+	out, code := b.cli("deploy", "-f", writeCompose(t, doc("v3", serve)), "--stack", "ctl", "--detach")
+	if code != 4 || !strings.Contains(out, "still rolling out revision 2") {
+		t.Fatalf("concurrent deploy: exit %d, want 4 (conflict)\n%s", code, out)
+	}
+	b.mustCLI("rollout", "pause", "ctl")
+	if out := b.mustCLI("rollout", "status", "ctl"); !strings.Contains(out, "paused") {
+		t.Fatalf("rollout status after pause:\n%s", out)
+	}
+	b.mustCLI("rollout", "abort", "ctl")
+	svc := b.waitRunning("ctl", "web", 2)
+	if svc.Revision != 1 || svc.Rollout.State != api.RolloutRolledBack || !strings.Contains(svc.Rollout.Reason, "aborted") {
+		t.Fatalf("after abort: revision %d rollout %+v", svc.Revision, svc.Rollout)
+	}
+	if _, code := b.cli("rollout", "abort", "ctl"); code != 4 {
+		t.Errorf("abort without a rollout: exit %d, want 4", code)
+	}
+	b.deploy("ctl", doc("v3", serve))
+	if svc := b.waitRunning("ctl", "web", 2); svc.Revision != 3 {
+		t.Fatalf("revision after the next deploy = %d, want 3", svc.Revision)
+	}
+}

@@ -69,6 +69,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("POST /v1/stacks/{stack}/stop", s.wrap(s.stop))
 	mux.HandleFunc("POST /v1/stacks/{stack}/start", s.wrap(s.start))
 	mux.HandleFunc("POST /v1/stacks/{stack}/rollback", s.wrap(s.rollback))
+	mux.HandleFunc("POST /v1/stacks/{stack}/rollout/{action}", s.wrap(s.rolloutAction))
 	mux.HandleFunc("GET /v1/stacks/{stack}/services/{service}/revisions", s.wrap(s.revisions))
 	mux.HandleFunc("POST /v1/stacks/{stack}/run", s.run)
 	mux.HandleFunc("GET /v1/stacks/{stack}/jobs", s.wrap(s.listJobs))

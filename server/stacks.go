@@ -44,6 +44,15 @@ func (s *Server) deploy(w http.ResponseWriter, r *http.Request) (any, error) {
 		return nil, err
 	}
 	write, changes := controller.PlanDeploy(&req.Stack, cur, time.Now().UTC())
+	for _, ch := range changes {
+		if ch.Action != api.ChangeUpdated {
+			continue
+		}
+		if ro := cur.Services[ch.Service].Rollout; ro != nil && ro.State == api.RolloutInProgress {
+			return nil, api.Conflictf("service %q is still rolling out revision %d (started %s ago); wait for it (berth status %s), or berth rollout abort %s, then deploy again",
+				ch.Service, ro.To, time.Since(ro.Started).Round(time.Second), name, name)
+		}
+	}
 	resp := api.DeployResponse{Stack: name, Changes: changes, Warnings: req.Stack.Warnings, DryRun: req.DryRun}
 	if req.DryRun || (cur.Record != nil && controller.Unchanged(changes)) {
 		return resp, nil
@@ -367,4 +376,62 @@ func (s *Server) rollback(w http.ResponseWriter, r *http.Request) (any, error) {
 		svc.Revision = to
 	}, func() error { return problem })
 	return res, err
+}
+
+// rolloutAction pauses, resumes or aborts the rollouts of a stack's
+// services (one service with ?service=).
+func (s *Server) rolloutAction(w http.ResponseWriter, r *http.Request) (any, error) {
+	action := r.PathValue("action")
+	now := time.Now().UTC()
+	var problem error
+	var events []api.Event
+	only := r.URL.Query().Get("service")
+	affected := 0
+	f := func(svc *api.ServiceState) {
+		ro := svc.Rollout
+		if ro == nil || ro.State != api.RolloutInProgress {
+			if only != "" {
+				problem = api.Conflictf("service %q has no rollout in progress; see `berth rollout status %s`", svc.Name, svc.Stack)
+			}
+			return
+		}
+		affected++
+		rr := *ro
+		switch action {
+		case "pause":
+			rr.Paused = true
+		case "resume":
+			if rr.Paused {
+				rr.Deadline = now.Add(rr.Deadline.Sub(rr.Started))
+				rr.Started = now
+			}
+			rr.Paused = false
+		case "abort":
+			next, ev, err := controller.AbortRollout(*svc, "aborted (berth rollout abort)", now)
+			if err != nil {
+				problem = err
+				return
+			}
+			*svc = next
+			events = append(events, *ev)
+			return
+		}
+		svc.Rollout = &rr
+	}
+	switch action {
+	case "pause", "resume", "abort":
+	default:
+		return nil, api.NotFoundf("no rollout action %q; use pause, resume or abort", action)
+	}
+	res, err := s.updateServicesFor(r, only, "rollout."+action, f, func() error { return problem })
+	if err == nil && affected == 0 {
+		return nil, api.Conflictf("no rollout in progress in stack %q", r.PathValue("stack"))
+	}
+	if err != nil {
+		return nil, err
+	}
+	for _, ev := range events {
+		s.event(r.Context(), ev)
+	}
+	return res, nil
 }
