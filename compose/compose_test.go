@@ -26,15 +26,21 @@ func TestGolden(t *testing.T) {
 		files    []string
 		profiles []string
 		environ  map[string]string
+		stack    string // "" derives the name from the project
 	}{
-		{dir: "minimal"},
+		{dir: "minimal", stack: "minimal"},
 		{dir: "full"},
-		{dir: "multi", files: []string{"compose.yaml", "override.yaml"}, environ: map[string]string{"REGION": "from-environment"}},
-		{dir: "jobs"},
-		{dir: "hostnet"},
-		{dir: "profiles", profiles: []string{"debug"}},
-		{dir: "restart"},
-		{dir: "volumes"},
+		{dir: "multi", files: []string{"compose.yaml", "override.yaml"}, environ: map[string]string{"REGION": "from-environment"}, stack: "multi"},
+		{dir: "jobs", stack: "jobs"},
+		{dir: "hostnet", stack: "hostnet"},
+		{dir: "profiles", profiles: []string{"debug"}, stack: "profiles"},
+		{dir: "restart", stack: "restart"},
+		{dir: "volumes", stack: "volumes"},
+		{dir: "extends", stack: "extends"},
+		{dir: "resources", stack: "resources"},
+		{dir: "health", stack: "health"},
+		{dir: "envfile", environ: map[string]string{"FROM_PROCESS": "process-value"}},
+		{dir: "networks", stack: "networks"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.dir, func(t *testing.T) {
@@ -50,15 +56,17 @@ func TestGolden(t *testing.T) {
 			for i := range files {
 				files[i] = filepath.Join(dir, files[i])
 			}
-			st, err := Load(context.Background(), Options{Files: files, Profiles: tc.profiles, Environ: tc.environ, StackName: stackFor(tc.dir)})
+			st, err := Load(context.Background(), Options{Files: files, Profiles: tc.profiles, Environ: tc.environ, StackName: tc.stack})
 			if err != nil {
 				t.Fatalf("Load: %v", err)
 			}
-			got, _ := json.MarshalIndent(st, "", "  ")
+			got, err := json.MarshalIndent(st, "", "  ")
+			if err != nil {
+				t.Fatal(err)
+			}
 			// Paths are resolved against the project; keep the golden files
 			// independent of where the checkout lives.
-			got = []byte(strings.ReplaceAll(string(got), dir, "."))
-			got = append(got, '\n')
+			got = []byte(strings.ReplaceAll(string(got), dir, ".") + "\n")
 			golden := filepath.Join(dir, "stack.golden.json")
 			if *update {
 				if err := os.WriteFile(golden, got, 0o644); err != nil {
@@ -76,74 +84,203 @@ func TestGolden(t *testing.T) {
 	}
 }
 
-// stackFor leaves one case to derive its name from the project.
-func stackFor(dir string) string {
-	if dir == "full" {
-		return ""
-	}
-	return dir
+// errorCase is a bad Compose file and what its error must say.
+type errorCase struct {
+	desc     string
+	doc      string
+	override string // a second file, override.yaml, when set
+	want     []string
 }
 
 func TestErrors(t *testing.T) {
 	t.Parallel()
-	cases := []struct {
-		desc, doc, want string
-	}{
-		{"unknown service key with suggestion", "services:\n  web:\n    imagee: x\n", `compose.yaml:3:5: services.web: unknown key "imagee" (did you mean "image"?)`},
-		{"unknown top-level key", "services:\n  web:\n    image: x\nservice:\n  a: {}\n", `compose.yaml:4:1: : unknown key "service" (did you mean "services"?)`},
-		{"unknown deploy key", "services:\n  web:\n    image: x\n    deploy:\n      replica: 2\n", `compose.yaml:5:7: services.web.deploy: unknown key "replica"`},
-		{"wrong type", "services:\n  web:\n    image: x\n    deploy:\n      replicas: three\n", "compose.yaml:5:7"},
-		{"build without image", "services:\n  web:\n    build: .\n", "compose.yaml:3:5: services.web.build: build: without image:"},
-		{"yaml syntax", "services:\n  web:\n    image: x\n   bad: [\n", "YAML syntax error"},
-		{"undefined volume", "services:\n  web:\n    image: x\n    volumes:\n      - data:/data\n", "compose.yaml:2:3"},
-		{"privileged", "services:\n  web:\n    image: x\n    privileged: true\n", "compose.yaml:4:5: services.web.privileged: privileged containers"},
-		{"host pid", "services:\n  web:\n    image: x\n    pid: host\n", "compose.yaml:4:5: services.web.pid"},
-		{"network mode", "services:\n  web:\n    image: x\n    network_mode: bridge\n", "compose.yaml:4:5: services.web.network_mode"},
-		{"bad duration", "services:\n  web:\n    image: x\n    healthcheck:\n      test: [\"CMD\", \"true\"]\n      interval: fast\n", "compose.yaml:6:7"},
-		{"bad memory", "services:\n  web:\n    image: x\n    mem_limit: lots\n", "compose.yaml:4:5"},
-		{"docker socket", "services:\n  web:\n    image: x\n    volumes:\n      - /var/run/docker.sock:/var/run/docker.sock\n", "compose.yaml:5:9: services.web.volumes.0: mounting the Docker socket"},
-		{"unknown x-berth key", "services:\n  web:\n    image: x\n    x-berth:\n      shedule: \"@hourly\"\n", `compose.yaml:5:7: services.web.x-berth: unknown key "shedule" (did you mean "schedule"?)`},
-		{"bad cron", "services:\n  web:\n    image: x\n    x-berth:\n      schedule: \"every tuesday\"\n", "compose.yaml:5:7: services.web.x-berth.schedule"},
-		{"global mode", "services:\n  web:\n    image: x\n    deploy:\n      mode: global\n", "compose.yaml:5:7: services.web.deploy.mode"},
-		{"invalid service name", "services:\n  Web_Bad!:\n    image: x\n", "compose.yaml"},
-		{"cap_add ALL", "services:\n  web:\n    image: x\n    cap_add: [ALL]\n", "services.web.cap_add"},
-		{"seccomp unconfined", "services:\n  web:\n    image: x\n    security_opt: [\"seccomp=unconfined\"]\n", "services.web.security_opt"},
-		{"bad constraint", "services:\n  web:\n    image: x\n    deploy:\n      placement:\n        constraints: [\"zone=eu\"]\n", "compose.yaml:6:23: services.web.deploy.placement.constraints.0"},
-		{"empty file", "", "the file is empty"},
-		{"not a mapping", "- a\n- b\n", "the top level must be a mapping"},
-		{"undefined secret", "services:\n  web:\n    image: x\n    secrets: [pw]\n", "secret"},
-		{"route without port", "services:\n  web:\n    image: x\n    x-berth:\n      routes:\n        - host: a.example\n", "services.web.x-berth.routes.0: a route needs port"},
-		{"route bad path", "services:\n  web:\n    image: x\n    x-berth:\n      routes:\n        - {path: api, port: 80}\n", "path api must start with /"},
-		{"port published twice", "services:\n  a:\n    image: x\n    ports: [\"80:80\"]\n  b:\n    image: x\n    ports: [\"80:8080\"]\n", "already published"},
-		{"memory too small", "services:\n  web:\n    image: x\n    mem_limit: 1k\n", "below the engine's minimum"},
+	svc := "services:\n  web:\n    image: x\n"
+	cases := []errorCase{
+		{desc: "unknown service key with suggestion", doc: "services:\n  web:\n    imagee: x\n",
+			want: []string{`compose.yaml:3:5: services.web: unknown key "imagee" (did you mean "image"?)`}},
+		{desc: "unknown top-level key", doc: svc + "service:\n  a: {}\n",
+			want: []string{`compose.yaml:4:1: top level: unknown key "service" (did you mean "services"?)`}},
+		{desc: "unknown deploy key", doc: svc + "    deploy:\n      replica: 2\n",
+			want: []string{`compose.yaml:5:7: services.web.deploy: unknown key "replica" (did you mean "replicas"?)`}},
+		{desc: "unknown port key", doc: svc + "    ports:\n      - target: 80\n        publshed: 8080\n",
+			want: []string{`compose.yaml:6:9: services.web.ports.0: unknown key "publshed" (did you mean "published"?)`}},
+		{desc: "wrong type", doc: svc + "    deploy:\n      replicas: three\n",
+			want: []string{`compose.yaml:5:7: services.web.deploy.replicas: "three" is not a whole number`}},
+		{desc: "wrong type in override wins the position", doc: svc + "    deploy:\n      replicas: 2\n", override: "services:\n  web:\n    deploy:\n      replicas: three\n",
+			want: []string{`override.yaml:4:7: services.web.deploy.replicas: "three" is not a whole number`}},
+		{desc: "build without image", doc: "services:\n  web:\n    build: .\n",
+			want: []string{"compose.yaml:3:5: services.web.build: build: without image: berth runs images; add image: NAME"}},
+		{desc: "yaml syntax: unclosed list", doc: svc + "    ports: [80\n  db:\n    image: y\n",
+			want: []string{"compose.yaml:4: YAML syntax error: did not find expected ',' or ']'"}},
+		{desc: "yaml syntax: bad indentation", doc: svc + "     bad: 1\n",
+			want: []string{"compose.yaml:4: YAML syntax error: mapping values are not allowed in this context"}},
+		{desc: "yaml syntax: unclosed quote", doc: "services:\n  web:\n    image: \"x\n",
+			want: []string{"compose.yaml:3: YAML syntax error: found unexpected end of stream"}},
+		{desc: "yaml syntax in override", doc: svc, override: "services:\n\tweb: {}\n",
+			want: []string{"override.yaml:2: YAML syntax error", "indented with a tab; YAML indents with spaces"}},
+		{desc: "undefined volume", doc: svc + "    volumes:\n      - data:/data\n",
+			want: []string{`compose.yaml:4:5: services.web.volumes: volume "data" is not declared; add it under the top-level volumes:`}},
+		{desc: "undefined network", doc: svc + "    networks: [front]\n",
+			want: []string{`compose.yaml:4:5: services.web.networks: network "front" is not declared; add it under the top-level networks:`}},
+		{desc: "undefined secret", doc: svc + "    secrets: [pw]\n",
+			want: []string{`compose.yaml:4:5: services.web.secrets: secret "pw" is not declared; add it under the top-level secrets:`}},
+		{desc: "privileged", doc: svc + "    privileged: true\n",
+			want: []string{"compose.yaml:4:5: services.web.privileged: privileged containers can take over the host", "cap_add"}},
+		{desc: "host pid", doc: svc + "    pid: host\n",
+			want: []string{"compose.yaml:4:5: services.web.pid: sharing the host's"}},
+		{desc: "host ipc", doc: svc + "    ipc: host\n", want: []string{"compose.yaml:4:5: services.web.ipc"}},
+		{desc: "host uts", doc: svc + "    uts: host\n", want: []string{"compose.yaml:4:5: services.web.uts"}},
+		{desc: "userns_mode", doc: svc + "    userns_mode: host\n", want: []string{"compose.yaml:4:5: services.web.userns_mode"}},
+		{desc: "cgroup_parent", doc: svc + "    cgroup_parent: /x\n", want: []string{"compose.yaml:4:5: services.web.cgroup_parent"}},
+		{desc: "devices", doc: svc + "    devices: [/dev/fuse]\n", want: []string{"compose.yaml:4:5: services.web.devices: host devices"}},
+		{desc: "network mode", doc: svc + "    network_mode: bridge\n",
+			want: []string{`compose.yaml:4:5: services.web.network_mode: network_mode "bridge" is not supported`}},
+		{desc: "bad duration", doc: svc + "    healthcheck:\n      test: [\"CMD\", \"true\"]\n      interval: fast\n",
+			want: []string{`compose.yaml:6:7: services.web.healthcheck.interval: time: invalid duration "fast"; use a duration like 30s or 1m30s`}},
+		{desc: "bad memory", doc: svc + "    mem_limit: lots\n",
+			want: []string{`compose.yaml:4:5: services.web.mem_limit: invalid size: 'lots'; use a size like 512m or 2g`}},
+		{desc: "memory too small", doc: svc + "    mem_limit: 1k\n",
+			want: []string{"compose.yaml:4:5: services.web.mem_limit: memory limit 1024 bytes is below the engine's minimum of 6MiB"}},
+		{desc: "docker socket", doc: svc + "    volumes:\n      - /var/run/docker.sock:/var/run/docker.sock\n",
+			want: []string{"compose.yaml:5:9: services.web.volumes.0: mounting the Docker socket"}},
+		{desc: "unknown x-berth key", doc: svc + "    x-berth:\n      shedule: \"@hourly\"\n",
+			want: []string{`compose.yaml:5:7: services.web.x-berth: unknown key "shedule" (did you mean "schedule"?); valid keys: rollout, routes, schedule, security`}},
+		{desc: "unknown top-level x-berth key", doc: svc + "x-berth:\n  envirnoment: prod\n",
+			want: []string{`compose.yaml:5:3: x-berth: unknown key "envirnoment" (did you mean "environment"?); valid keys: environment`}},
+		{desc: "bad cron", doc: svc + "    x-berth:\n      schedule: \"every tuesday\"\n",
+			want: []string{`compose.yaml:5:7: services.web.x-berth.schedule: schedule "every tuesday"`}},
+		{desc: "global mode", doc: svc + "    deploy:\n      mode: global\n",
+			want: []string{`compose.yaml:5:7: services.web.deploy.mode: mode "global" is not supported yet`}},
+		{desc: "invalid service name", doc: "services:\n  Web_Bad:\n    image: x\n",
+			want: []string{"compose.yaml:2:3: services.Web_Bad: service name", "rename the service"}},
+		{desc: "cap_add ALL", doc: svc + "    cap_add: [ALL]\n",
+			want: []string{"compose.yaml:4:5: services.web.cap_add: cap_add ALL"}},
+		{desc: "seccomp unconfined", doc: svc + "    security_opt: [\"seccomp=unconfined\"]\n",
+			want: []string{"compose.yaml:4:5: services.web.security_opt"}},
+		{desc: "bad constraint", doc: svc + "    deploy:\n      placement:\n        constraints: [\"zone=eu\"]\n",
+			want: []string{"compose.yaml:6:23: services.web.deploy.placement.constraints.0"}},
+		{desc: "empty file", doc: "", want: []string{"compose.yaml: the file is empty"}},
+		{desc: "comments only", doc: "# nothing\n", want: []string{"compose.yaml: the file is empty"}},
+		{desc: "not a mapping", doc: "- a\n- b\n", want: []string{"compose.yaml:1:1: the top level must be a mapping"}},
+		{desc: "route without port", doc: svc + "    x-berth:\n      routes:\n        - host: a.example\n",
+			want: []string{"compose.yaml:6:11: services.web.x-berth.routes.0: a route needs port"}},
+		{desc: "route bad path", doc: svc + "    x-berth:\n      routes:\n        - {path: api, port: 80}\n",
+			want: []string{"compose.yaml:6:12: services.web.x-berth.routes.0.path: path api must start with /"}},
+		{desc: "port published twice", doc: "services:\n  a:\n    image: x\n    ports: [\"80:80\"]\n  b:\n    image: x\n    ports: [\"80:8080\"]\n",
+			want: []string{"compose.yaml:7:5: services.b.ports: port 80/tcp is already published by service \"a\""}},
+		{desc: "undefined dependency", doc: svc + "    depends_on: [db]\n",
+			want: []string{`compose.yaml:4:5: services.web.depends_on: service "db" is not defined`}},
+		{desc: "several decoding problems, each placed", doc: svc + "    deploy: {resources: {limits: {memory: 1x, cpus: z}}}\n    stop_grace_period: 5 minutes\n",
+			want: []string{"3 problems:\n", "compose.yaml:4:35: services.web.deploy.resources.limits.memory: invalid suffix", `compose.yaml:4:47: services.web.deploy.resources.limits.cpus: "z" is not a number`,
+				"compose.yaml:5:5: services.web.stop_grace_period: time: unknown unit"}},
+		{desc: "wrong type by schema", doc: svc + "    ports: {a: 1}\n",
+			want: []string{"compose.yaml:4:5: services.web.ports: must be an array"}},
+		{desc: "required variable", doc: "services:\n  web:\n    image: ${TAG:?set TAG to the release}\n",
+			want: []string{"compose.yaml:3:5: services.web.image: required variable TAG is missing a value: set TAG to the release"}},
+		{desc: "external network", doc: svc + "networks:\n  shared:\n    external: true\n",
+			want: []string{"compose.yaml:6:5: networks.shared.external: berth creates each stack's network itself"}},
+		{desc: "subpath", doc: svc + "    volumes:\n      - type: volume\n        source: d\n        target: /d\n        volume: {subpath: sub}\nvolumes:\n  d: {}\n",
+			want: []string{"compose.yaml:8:18: services.web.volumes.0.volume.subpath: volume subpaths are not supported yet"}},
+		{desc: "restart typo", doc: svc + "    restart: sometimes\n",
+			want: []string{`compose.yaml:4:5: services.web.restart: restart "sometimes": use no, always, unless-stopped or on-failure[:N]`}},
+		{desc: "several problems, one per line", doc: svc + "    privileged: true\n    pid: host\n",
+			want: []string{"2 problems:\n  ", "compose.yaml:4:5: services.web.privileged", "\n  ", "compose.yaml:5:5: services.web.pid"}},
+		{desc: "jobs", doc: svc + "jobs:\n  j:\n    image: x\n",
+			want: []string{"compose.yaml:4:1: jobs: top-level jobs are not supported; use a service with x-berth.schedule"}},
+		{desc: "no services", doc: "name: x\n", want: []string{"no services"}},
+		{desc: "config environment unset", doc: svc + "configs:\n  c:\n    environment: NOT_SET_IN_TEST\n",
+			want: []string{"compose.yaml:6:5: configs.c.environment: environment variable NOT_SET_IN_TEST is not set"}},
+		{desc: "external volume renamed", doc: svc + "volumes:\n  d:\n    external: true\n    name: prod-data\n",
+			want: []string{"compose.yaml:7:5: volumes.d.name: berth looks up an external volume by its key"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.desc, func(t *testing.T) {
 			t.Parallel()
-			path := filepath.Join(t.TempDir(), "compose.yaml")
-			if err := os.WriteFile(path, []byte(tc.doc), 0o600); err != nil {
-				t.Fatal(err)
-			}
-			_, err := Load(context.Background(), Options{Files: []string{path}, StackName: "t"})
-			if err == nil {
-				t.Fatal("Load succeeded")
-			}
-			if !errors.Is(err, api.ErrInvalid) {
-				t.Errorf("error is not of kind invalid: %v", err)
-			}
-			msg := strings.ReplaceAll(err.Error(), filepath.Dir(path)+"/", "")
-			if !strings.Contains(msg, tc.want) {
-				t.Errorf("error\n  %s\ndoes not contain\n  %s", msg, tc.want)
+			msg := loadError(t, tc)
+			t.Log(msg) // go test -v shows every message, to read them as a user would
+			for _, w := range tc.want {
+				if !strings.Contains(msg, w) {
+					t.Errorf("error\n  %s\ndoes not contain\n  %s", msg, w)
+				}
 			}
 		})
 	}
 }
 
-func TestMissingFile(t *testing.T) {
+// loadError loads a bad case and returns its error with the temporary
+// directory trimmed, failing the test if it loads or is of the wrong kind.
+func loadError(t *testing.T, tc errorCase) string {
+	t.Helper()
+	dir := t.TempDir()
+	files := []string{writeFile(t, dir, "compose.yaml", tc.doc)}
+	if tc.override != "" {
+		files = append(files, writeFile(t, dir, "override.yaml", tc.override))
+	}
+	_, err := Load(context.Background(), Options{Files: files, StackName: "t"})
+	if err == nil {
+		t.Fatal("Load succeeded")
+	}
+	if !errors.Is(err, api.ErrInvalid) {
+		t.Errorf("error is not of kind invalid: %v", err)
+	}
+	return strings.ReplaceAll(err.Error(), dir+string(filepath.Separator), "")
+}
+
+func writeFile(t *testing.T, dir, name, content string) string {
+	t.Helper()
+	path := filepath.Join(dir, name)
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func TestLoadArguments(t *testing.T) {
 	t.Parallel()
-	_, err := Load(context.Background(), Options{Files: []string{"/nonexistent/compose.yaml"}})
-	if err == nil || !strings.Contains(err.Error(), "no such file") {
-		t.Fatalf("err = %v", err)
+	dir := t.TempDir()
+	good := writeFile(t, dir, "compose.yaml", "services:\n  web:\n    image: x\n")
+	cases := []struct {
+		desc string
+		opts Options
+		want string
+	}{
+		{"missing file", Options{Files: []string{filepath.Join(dir, "nope.yaml")}}, "nope.yaml: no such file; pass -f PATH"},
+		{"no files", Options{}, "no Compose file given"},
+		{"stack name that climbs out", Options{Files: []string{good}, StackName: "../x"}, `stack name "../x" may only contain`},
+		{"stack name with capitals", Options{Files: []string{good}, StackName: "Shop"}, "--stack NAME"},
+		{"missing env file", Options{Files: []string{good}, EnvFiles: []string{filepath.Join(dir, "prod.env")}}, "prod.env"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.desc, func(t *testing.T) {
+			t.Parallel()
+			_, err := Load(context.Background(), tc.opts)
+			if err == nil || !errors.Is(err, api.ErrInvalid) || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err = %v; want an invalid error containing %q", err, tc.want)
+			}
+		})
+	}
+}
+
+// TestExtendsIsJudged checks that what extends: brings in from a file
+// the key check never read is still rejected, with a position that says
+// where it came from.
+func TestExtendsIsJudged(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	writeFile(t, dir, "base.yaml", "services:\n  base:\n    image: b\n    privileged: true\n    x-berth:\n      shedule: x\n")
+	path := writeFile(t, dir, "compose.yaml", "services:\n  web:\n    extends: {file: base.yaml, service: base}\n")
+	_, err := Load(context.Background(), Options{Files: []string{path}, StackName: "t"})
+	if err == nil {
+		t.Fatal("Load accepted privileged: true from an extended service")
+	}
+	msg := strings.ReplaceAll(err.Error(), dir+"/", "")
+	for _, want := range []string{
+		"compose.yaml:2:3: services.web.privileged: privileged containers", "(it comes from extends: or include:)",
+		`services.web.x-berth: unknown key "shedule"`,
+	} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("error\n  %s\ndoes not contain\n  %s", msg, want)
+		}
 	}
 }
 
@@ -165,65 +302,142 @@ func TestWarnings(t *testing.T) {
 	}
 }
 
-// TestRulesCoverComposeGo fails when compose-go knows a key that berth's
-// rules do not decide on, so an upgrade cannot let a field through
-// unnoticed.
-func TestRulesCoverComposeGo(t *testing.T) {
+func TestConvert(t *testing.T) {
 	t.Parallel()
-	check := func(name string, typ reflect.Type, rules map[string]rule) {
-		for _, key := range yamlKeys(typ) {
-			if _, ok := rules[key]; !ok {
-				t.Errorf("%s key %q has no rule in compose/rules.go: honour it, warn or reject", name, key)
-			}
-		}
+	replicas := 3
+	p := &types.Project{Name: "shop", Services: types.Services{
+		"web": {Name: "web", Restart: "on-failure:4", ContainerName: "x", ContainerSpec: types.ContainerSpec{Image: "web:1", CPUS: 0.3},
+			Deploy: &types.DeployConfig{Replicas: &replicas}},
+	}}
+	st, err := Convert(p, Options{})
+	if err != nil {
+		t.Fatal(err)
 	}
-	check("service", reflect.TypeOf(types.ServiceConfig{}), serviceRules)
-	check("deploy", reflect.TypeOf(types.DeployConfig{}), deployRules)
-	check("resource", reflect.TypeOf(types.Resource{}), resourceRules)
-	check("healthcheck", reflect.TypeOf(types.HealthCheckConfig{}), healthRules)
-	check("restart_policy", reflect.TypeOf(types.RestartPolicy{}), deployRules["restart_policy"].sub)
-	check("placement", reflect.TypeOf(types.Placement{}), deployRules["placement"].sub)
-	check("update_config", reflect.TypeOf(types.UpdateConfig{}), deployRules["update_config"].sub)
-	check("network", reflect.TypeOf(types.NetworkConfig{}), networkRules)
-	check("volume", reflect.TypeOf(types.VolumeConfig{}), volumeRules)
-	check("secret", reflect.TypeOf(types.SecretConfig{}), secretRules)
-	check("project", reflect.TypeOf(types.Project{}), topRules)
+	web := st.Services["web"]
+	if st.Name != "shop" || web.Replicas != 3 || web.Resources.NanoCPUs != 3e8 ||
+		web.Restart != (api.RestartPolicy{Condition: api.RestartOnFailure, MaxAttempts: 4}) {
+		t.Errorf("converted %+v", web)
+	}
+	if len(st.Warnings) != 1 || !strings.HasPrefix(st.Warnings[0], "services.web.container_name: ") {
+		t.Errorf("warnings = %q", st.Warnings)
+	}
+	p.Services["web"] = types.ServiceConfig{Name: "web", ContainerSpec: types.ContainerSpec{Image: "w", Privileged: true}}
+	if _, err := Convert(p, Options{}); err == nil || !strings.Contains(err.Error(), "services.web.privileged") {
+		t.Errorf("privileged: err = %v", err)
+	}
 }
 
-func yamlKeys(t reflect.Type) []string {
-	var out []string
-	for i := 0; i < t.NumField(); i++ {
-		f := t.Field(i)
-		tag := f.Tag.Get("yaml")
-		name, opts, _ := strings.Cut(tag, ",")
-		if f.Anonymous || strings.Contains(opts, "inline") && name == "" {
-			out = append(out, yamlKeys(f.Type)...)
-			continue
+func TestNanoCPUs(t *testing.T) {
+	t.Parallel()
+	for in, want := range map[float32]int64{0.1: 1e8, 0.3: 3e8, 1.3: 13e8, 0.001: 1e6, 2: 2e9, 0: 0} {
+		if got := nanoCPUs(in); got != want {
+			t.Errorf("nanoCPUs(%v) = %d, want %d", in, got, want)
 		}
-		if name == "" || name == "-" || strings.HasPrefix(name, "#") {
-			continue
-		}
-		out = append(out, name)
 	}
-	return out
+}
+
+// internalFields are exported fields of compose-go's types that no user
+// writes under their own key.
+var internalFields = map[string]string{
+	"CustomLabels": "labels compose-go adds itself",
+	"Extensions":   "x-* keys: x-berth is read through its own rules, other extensions are ignored as Compose does",
+}
+
+// TestRulesCoverComposeGo walks compose-go's model by reflection, from
+// the project down through every rule with sub-rules, and fails when a
+// field has no rule: a compose-go upgrade cannot let a key through
+// unnoticed. Honoured struct-valued keys must either have sub-rules or
+// be declared opaque.
+func TestRulesCoverComposeGo(t *testing.T) {
+	t.Parallel()
+	top := reflect.TypeOf(types.Project{})
+	coverType(t, "project", top, topRules, map[reflect.Type]bool{})
+	// The top-level collections hold the types their rules are for.
+	for key, typ := range map[string]reflect.Type{
+		"services": reflect.TypeOf(types.ServiceConfig{}), "networks": reflect.TypeOf(types.NetworkConfig{}),
+		"volumes": reflect.TypeOf(types.VolumeConfig{}), "secrets": reflect.TypeOf(types.SecretConfig{}),
+		"configs": reflect.TypeOf(types.ConfigObjConfig{}),
+	} {
+		if f, ok := top.FieldByName(strings.ToUpper(key[:1]) + key[1:]); !ok || elem(f.Type) != typ {
+			t.Errorf("project.%s does not hold %v", key, typ)
+		}
+	}
+}
+
+func coverType(t *testing.T, where string, typ reflect.Type, rules map[string]rule, seen map[reflect.Type]bool) {
+	t.Helper()
+	if seen[typ] {
+		return
+	}
+	seen[typ] = true
+	keys := map[string]bool{}
+	for _, f := range yamlFields(typ) {
+		keys[f.key] = true
+	}
+	for i := 0; i < typ.NumField(); i++ {
+		f := typ.Field(i)
+		if f.IsExported() && !f.Anonymous && !keys[yamlName(f)] && internalFields[f.Name] == "" && yamlName(f) != "-" {
+			t.Errorf("%s.%s has no yaml key and is not listed in internalFields", where, f.Name)
+		}
+	}
+	for _, f := range yamlFields(typ) {
+		r, ok := rules[f.key]
+		path := where + "." + f.key
+		ft := elem(typ.FieldByIndex(f.index).Type)
+		switch {
+		case !ok:
+			t.Errorf("%s has no rule in compose/rules.go: honour it, warn or reject", path)
+		case r.sub != nil:
+			if ft.Kind() != reflect.Struct {
+				t.Errorf("%s has sub-rules but holds %v", path, ft)
+				continue
+			}
+			coverType(t, path, ft, r.sub, seen)
+		case r.verdict == honoured && !r.opaque && ft.Kind() == reflect.Struct && len(yamlFields(ft)) > 0:
+			t.Errorf("%s is honoured and holds %v: give it sub-rules or mark it opaque", path, ft)
+		}
+	}
+}
+
+func yamlName(f reflect.StructField) string {
+	name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+	if name == "" {
+		return "-"
+	}
+	return name
+}
+
+// elem is the type a field's values have: through pointers, slices and
+// maps.
+func elem(t reflect.Type) reflect.Type {
+	for {
+		switch t.Kind() {
+		case reflect.Pointer, reflect.Slice, reflect.Array, reflect.Map:
+			t = t.Elem()
+		default:
+			return t
+		}
+	}
 }
 
 func FuzzLoad(f *testing.F) {
-	for _, d := range []string{"minimal", "full", "jobs", "hostnet", "restart", "volumes"} {
-		b, err := os.ReadFile(filepath.Join("..", "testdata", "compose", d, "compose.yaml"))
-		if err == nil {
+	dirs, _ := filepath.Glob(filepath.Join("..", "testdata", "compose", "*", "compose.yaml"))
+	for _, d := range dirs {
+		if b, err := os.ReadFile(d); err == nil {
 			f.Add(b)
 		}
 	}
 	f.Add([]byte("services:\n  web:\n    image: x\n    x-berth: {schedule: 1}\n"))
 	f.Add([]byte("services: {web: {image: x, deploy: {replicas: -1}}}"))
 	f.Add([]byte("a: &a [*a]"))
+	f.Add([]byte("x-d: &d {image: x}\nservices: {web: {<<: *d, privileged: true}}"))
 	f.Fuzz(func(t *testing.T, doc []byte) {
-		path := filepath.Join(t.TempDir(), "compose.yaml")
+		dir := t.TempDir()
+		path := filepath.Join(dir, "compose.yaml")
 		if err := os.WriteFile(path, doc, 0o600); err != nil {
 			t.Fatal(err)
 		}
-		st, err := Load(context.Background(), Options{Files: []string{path}, StackName: "fuzz"})
+		st, err := Load(context.Background(), Options{Files: []string{path}, StackName: "fuzz", Environ: map[string]string{}})
 		if err != nil {
 			if !errors.Is(err, api.ErrInvalid) {
 				t.Fatalf("error not of kind invalid: %v", err)

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"os"
 	"regexp"
-	"sort"
 	"strconv"
 	"strings"
 
@@ -21,8 +20,11 @@ type Pos struct {
 }
 
 func (p Pos) String() string {
-	if p.File == "" {
+	switch {
+	case p.File == "":
 		return ""
+	case p.Line == 0:
+		return p.File
 	}
 	return fmt.Sprintf("%s:%d:%d", p.File, p.Line, p.Col)
 }
@@ -37,6 +39,7 @@ type positions struct {
 
 type parsedFile struct {
 	name string // as the user gave it, for messages
+	raw  []byte
 	root *yaml.Node
 }
 
@@ -64,7 +67,7 @@ func parseFiles(files []string) (*positions, error) {
 		}
 		var doc yaml.Node
 		if err := yaml.Unmarshal(b, &doc); err != nil {
-			return nil, fmt.Errorf("%w: %s", api.ErrInvalid, yamlError(f, err))
+			return nil, fmt.Errorf("%w: %s", api.ErrInvalid, yamlError(f, b, err))
 		}
 		if len(doc.Content) == 0 {
 			return nil, fmt.Errorf("%w: %s: the file is empty; a Compose file needs at least a services: section", api.ErrInvalid, f)
@@ -73,7 +76,7 @@ func parseFiles(files []string) (*positions, error) {
 		if root.Kind != yaml.MappingNode {
 			return nil, fmt.Errorf("%w: %s:%d:%d: the top level must be a mapping with a services: section", api.ErrInvalid, f, root.Line, root.Column)
 		}
-		ps.files = append(ps.files, parsedFile{name: f, root: root})
+		ps.files = append(ps.files, parsedFile{name: f, raw: b, root: root})
 		ps.index(f, root, "")
 	}
 	return ps, nil
@@ -82,14 +85,46 @@ func parseFiles(files []string) (*positions, error) {
 var yamlLineRE = regexp.MustCompile(`line (\d+)`)
 
 // yamlError turns "yaml: line 4: did not find expected key" into
-// "compose.yaml:4: YAML syntax: did not find expected key".
-func yamlError(file string, err error) string {
+// "compose.yaml:4: YAML syntax error: did not find expected key; ...".
+func yamlError(file string, content []byte, err error) string {
 	msg := strings.TrimPrefix(err.Error(), "yaml: ")
-	if m := yamlLineRE.FindStringSubmatch(msg); m != nil {
-		rest := strings.TrimPrefix(msg, "line "+m[1]+": ")
-		return fmt.Sprintf("%s:%s: YAML syntax error: %s; check the indentation and quoting around that line", file, m[1], rest)
+	m := yamlLineRE.FindStringSubmatch(msg)
+	if m == nil {
+		return fmt.Sprintf("%s: YAML syntax error: %s", file, msg)
 	}
-	return fmt.Sprintf("%s: YAML syntax error: %s", file, msg)
+	rest := strings.TrimPrefix(msg, "line "+m[1]+": ")
+	line, _ := strconv.Atoi(m[1])
+	hint := "check the indentation and quoting around that line"
+	if isParserProblem(rest) {
+		// yaml.v3 counts lines from 0 in parser (not scanner) errors, and
+		// names the line where the unfinished block or list began.
+		line++
+		hint = "check the indentation and quoting of the block that begins on that line"
+	}
+	if hasTabIndent(content, line) {
+		hint = "that line is indented with a tab; YAML indents with spaces"
+	}
+	return fmt.Sprintf("%s:%d: YAML syntax error: %s; %s", file, line, rest, hint)
+}
+
+// isParserProblem recognises the messages of yaml.v3's parser (as
+// opposed to its scanner), from its parserc.go.
+func isParserProblem(msg string) bool {
+	for _, p := range []string{"did not find expected", "found duplicate %", "found incompatible YAML document", "found undefined tag handle"} {
+		if strings.HasPrefix(msg, p) {
+			return true
+		}
+	}
+	return false
+}
+
+func hasTabIndent(content []byte, line int) bool {
+	lines := strings.Split(string(content), "\n")
+	if line < 1 || line > len(lines) {
+		return false
+	}
+	l := lines[line-1]
+	return strings.Contains(l[:len(l)-len(strings.TrimLeft(l, " \t"))], "\t")
 }
 
 func (ps *positions) index(file string, n *yaml.Node, path string) {
@@ -121,15 +156,8 @@ func join(path, key string) string {
 
 // at returns the position of path, or of its nearest written ancestor.
 func (ps *positions) at(path string) Pos {
-	for p := path; p != ""; {
-		if pos, ok := ps.byPath[p]; ok {
-			return pos
-		}
-		i := strings.LastIndexByte(p, '.')
-		if i < 0 {
-			break
-		}
-		p = p[:i]
+	if p := ps.written(path); p != "" {
+		return ps.byPath[p]
 	}
 	if len(ps.files) > 0 {
 		return Pos{File: ps.files[0].name, Line: 1, Col: 1}
@@ -140,15 +168,11 @@ func (ps *positions) at(path string) Pos {
 // pathRE finds dotted model paths in compose-go's messages.
 var pathRE = regexp.MustCompile(`\b((?:services|volumes|networks|secrets|configs)(?:\.[A-Za-z0-9_.\-]+)?)`)
 
-var bracketRE = regexp.MustCompile(`\[([A-Za-z0-9_.\-]+)\]`)
-
 var serviceRE = regexp.MustCompile(`service "([^"]+)"`)
 
-// locate prefixes a compose-go error message with the position of the
-// longest model path it mentions.
+// locate returns the longest model path a compose-go message mentions
+// that a file writes, or "".
 func (ps *positions) locate(msg string) string {
-	// compose-go's decoder writes services[web].mem_limit.
-	msg = bracketRE.ReplaceAllString(msg, ".$1")
 	var best string
 	// compose-go also names services in prose: `service "web" refers to ...`.
 	for _, m := range serviceRE.FindAllStringSubmatch(msg, -1) {
@@ -159,41 +183,25 @@ func (ps *positions) locate(msg string) string {
 		}
 	}
 	for _, m := range pathRE.FindAllString(msg, -1) {
-		m = strings.TrimRight(m, ".")
-		// Trim to the longest prefix that is written in a file.
-		for p := m; p != ""; {
-			if _, ok := ps.byPath[p]; ok {
-				if len(p) > len(best) {
-					best = p
-				}
-				break
-			}
-			i := strings.LastIndexByte(p, '.')
-			if i < 0 {
-				break
-			}
-			p = p[:i]
+		if p := ps.written(strings.TrimRight(m, ".")); len(p) > len(best) {
+			best = p
 		}
 	}
-	if best == "" {
-		return msg
-	}
-	return ps.at(best).String() + ": " + msg
+	return best
 }
 
-// keysUnder lists the keys written under a mapping path in any file, sorted.
-func (ps *positions) keysUnder(path string) []string {
-	seen := map[string]bool{}
-	prefix := path + "."
-	for p := range ps.byPath {
-		if rest, ok := strings.CutPrefix(p, prefix); ok {
-			seen[strings.SplitN(rest, ".", 2)[0]] = true
+// written returns path, or its nearest ancestor that a file writes ("" if
+// none does).
+func (ps *positions) written(path string) string {
+	for p := path; p != ""; {
+		if _, ok := ps.byPath[p]; ok {
+			return p
 		}
+		i := strings.LastIndexByte(p, '.')
+		if i < 0 {
+			break
+		}
+		p = p[:i]
 	}
-	out := make([]string, 0, len(seen))
-	for k := range seen {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
+	return ""
 }

@@ -1,17 +1,15 @@
 package compose
 
-import (
-	"fmt"
-	"sort"
-	"strings"
-
-	"gopkg.in/yaml.v3"
-)
-
-// What berth does with each Compose key. Every key of the Compose
-// specification is listed (TestRulesCoverComposeGo holds compose-go's
-// types to that), so nothing a user writes is silently ignored: it is
+// What berth does with each Compose key: the table to audit. Every key of
+// compose-go's model is listed (TestRulesCoverComposeGo walks its types by
+// reflection, so an upgrade that adds a key fails the build until the key
+// is decided), so nothing a user writes is silently ignored: it is
 // honoured, warned about with the reason, or rejected with what to do.
+//
+// The rules are applied twice: to the keys written in each file (exact
+// positions, did-you-mean for unknown keys), and to the model compose-go
+// loaded, which also holds what extends: and include: brought in.
+
 type verdict int
 
 const (
@@ -23,27 +21,41 @@ const (
 type rule struct {
 	verdict verdict
 	why     string
-	// harmless: a rejected key set to its default (false, 0, "") is fine.
-	harmless bool
-	// sub checks the keys of a mapping value; nil: not checked further.
+	// sub holds the rules for the keys of the value (a mapping).
 	sub map[string]rule
+	// each: sub applies to every entry of the value, a list or a mapping
+	// of named entries (ports:, networks:), not to the value itself.
+	each bool
+	// opaque: honoured as a whole; the converter or compose-go reads the
+	// value, so its inner keys need no rules of their own.
+	opaque bool
+	// filled: compose-go fills this key in itself, so only a key written
+	// in a file can be judged, not a value in the loaded model.
+	filled bool
 }
 
-func ok() rule                     { return rule{verdict: honoured} }
-func okSub(s map[string]rule) rule { return rule{verdict: honoured, sub: s} }
-func warn(why string) rule         { return rule{verdict: warned, why: why} }
-func reject(why string) rule       { return rule{verdict: rejected, why: why, harmless: true} }
+// A rejected key set to its default (false, 0, "") is harmless and
+// accepted: `privileged: false` says what berth does anyway.
+
+func ok() rule                      { return rule{verdict: honoured} }
+func okSub(s map[string]rule) rule  { return rule{verdict: honoured, sub: s} }
+func okEach(s map[string]rule) rule { return rule{verdict: honoured, sub: s, each: true} }
+func opaque() rule                  { return rule{verdict: honoured, opaque: true} }
+func warn(why string) rule          { return rule{verdict: warned, why: why} }
+func reject(why string) rule        { return rule{verdict: rejected, why: why} }
+func (r rule) filledIn() rule       { r.filled = true; return r }
+func checked() rule                 { return rule{verdict: honoured} } // the value is checked in convert.go
 
 var resourceRules = map[string]rule{
 	"cpus":              ok(),
 	"memory":            ok(),
 	"pids":              ok(),
-	"devices":           reject("device reservations are not supported by berth"),
-	"generic_resources": reject("generic resources are not supported by berth"),
+	"devices":           reject("device reservations are not supported by berth; remove devices:"),
+	"generic_resources": reject("generic resources are not supported by berth; remove generic_resources:"),
 }
 
 var deployRules = map[string]rule{
-	"mode":     ok(), // value checked in conversion: only replicated
+	"mode":     checked(), // only replicated
 	"replicas": ok(),
 	"labels":   ok(),
 	"resources": okSub(map[string]rule{
@@ -52,77 +64,140 @@ var deployRules = map[string]rule{
 	}),
 	"restart_policy": okSub(map[string]rule{"condition": ok(), "delay": ok(), "max_attempts": ok(), "window": ok()}),
 	"placement": okSub(map[string]rule{
-		"constraints":           ok(),
+		"constraints":           checked(),
 		"max_replicas_per_node": ok(),
 		"preferences":           warn("placement preferences are ignored: berth spreads replicas across nodes"),
 	}),
 	"update_config": okSub(map[string]rule{
 		"parallelism":       ok(),
-		"order":             ok(),
+		"order":             checked(),
 		"delay":             warn("update_config.delay is ignored: berth moves to the next slot as soon as the new task is ready"),
-		"failure_action":    warn("update_config.failure_action is ignored: a new revision that never gets ready leaves the old tasks serving"),
-		"monitor":           warn("update_config.monitor is ignored"),
-		"max_failure_ratio": warn("update_config.max_failure_ratio is ignored"),
+		"failure_action":    warn("update_config.failure_action is ignored: a revision that does not get ready is rolled back"),
+		"monitor":           warn("update_config.monitor is ignored: set x-berth.rollout.deadline to bound a rollout"),
+		"max_failure_ratio": warn("update_config.max_failure_ratio is ignored: any failing new task rolls the service back"),
 	}),
-	"rollback_config": warn("deploy.rollback_config is ignored"),
+	"rollback_config": warn("deploy.rollback_config is ignored: a rollback replaces tasks like a rollout does"),
 	"endpoint_mode":   warn("deploy.endpoint_mode is ignored: services are reached by name on the stack network"),
 }
 
 var healthRules = map[string]rule{
-	"test": ok(), "interval": ok(), "timeout": ok(), "retries": ok(),
+	"test": checked(), "interval": ok(), "timeout": ok(), "retries": ok(),
 	"start_period": ok(), "start_interval": ok(), "disable": ok(),
 }
 
+var portRules = map[string]rule{
+	"target":       ok(),
+	"published":    checked(), // one port, no ranges
+	"protocol":     checked(), // tcp or udp
+	"host_ip":      ok(),
+	"mode":         checked(), // compose-go fills "ingress"; host is warned about
+	"name":         warn("port names are ignored"),
+	"app_protocol": warn("app_protocol is ignored; declare HTTP routes with x-berth.routes"),
+}
+
+var mountRules = map[string]rule{
+	"type":        checked(), // volume, bind or tmpfs
+	"source":      checked(), // declared volume, absolute bind path, not the Docker socket
+	"target":      ok(),
+	"read_only":   ok(),
+	"consistency": warn("consistency only matters on Docker Desktop and is ignored"),
+	"bind": okSub(map[string]rule{
+		"propagation":      warn("bind propagation is ignored: berth uses the engine's default (rprivate)"),
+		"selinux":          warn("SELinux relabelling (:z, :Z) is ignored: label the host path yourself"),
+		"recursive":        warn("bind recursive is ignored: the engine's default applies"),
+		"create_host_path": warn("create_host_path is ignored: the bind source must exist on every node").filledIn(),
+	}),
+	"volume": okSub(map[string]rule{
+		"nocopy":  warn("nocopy is ignored: an empty named volume is filled from the image"),
+		"labels":  warn("labels on a mount are ignored; put them on the top-level volume"),
+		"subpath": reject("volume subpaths are not supported yet; mount the whole volume"),
+	}),
+	"tmpfs": okSub(map[string]rule{
+		"size": warn("tmpfs size is ignored: berth mounts tmpfs rw,noexec,nosuid with the engine's default size"),
+		"mode": warn("tmpfs mode is ignored: berth mounts tmpfs rw,noexec,nosuid"),
+	}),
+	"image": reject("image mounts are not supported; copy the files into the service's image"),
+}
+
+var serviceNetworkRules = map[string]rule{
+	"aliases":                ok(),
+	"ipv4_address":           warn("fixed addresses are ignored: the engine assigns them; reach services by name"),
+	"ipv6_address":           warn("fixed addresses are ignored: the engine assigns them; reach services by name"),
+	"link_local_ips":         warn("link_local_ips are ignored"),
+	"mac_address":            warn("mac_address is ignored"),
+	"driver_opts":            warn("driver_opts on a service network are ignored"),
+	"priority":               warn("network priority is ignored: berth attaches one stack network"),
+	"gw_priority":            warn("gw_priority is ignored: berth attaches one stack network"),
+	"interface_name":         warn("interface_name is ignored"),
+	"use_service_name_alias": warn("use_service_name_alias is ignored: a service is always reachable by its name"),
+}
+
+var dependsRules = map[string]rule{
+	"condition": checked(), // compose-go fills service_started; others are warned about
+	"required":  ok(),      // compose-go drops missing optional dependencies
+	"restart":   warn("depends_on restart is ignored: berth does not restart a service when its dependency restarts"),
+}
+
+var fileRefRules = map[string]rule{"source": ok(), "target": ok(), "uid": ok(), "gid": ok(), "mode": ok()}
+
+var ulimitRules = map[string]rule{"single": ok(), "soft": ok(), "hard": ok()}
+
 var serviceRules = map[string]rule{
-	"name":              ok(), // the service's own name, as compose-go fills it in
+	"name":              ok(), // the service's key, as compose-go fills it in
 	"image":             ok(),
-	"build":             ok(), // checked in conversion: needs image
+	"build":             opaque(), // needs image:; warned about in conversion
 	"command":           ok(),
 	"entrypoint":        ok(),
 	"environment":       ok(),
-	"env_file":          ok(),
+	"env_file":          opaque(), // read by compose-go into environment
 	"user":              ok(),
 	"working_dir":       ok(),
 	"hostname":          ok(),
 	"labels":            ok(),
 	"deploy":            okSub(deployRules),
-	"restart":           ok(),
+	"restart":           checked(),
 	"scale":             ok(),
 	"healthcheck":       okSub(healthRules),
 	"read_only":         ok(),
-	"cap_add":           ok(),
+	"cap_add":           checked(), // ALL and SYS_ADMIN are rejected
 	"cap_drop":          ok(),
-	"security_opt":      ok(),
+	"security_opt":      checked(), // unconfined profiles are rejected
 	"sysctls":           ok(),
-	"ulimits":           ok(),
+	"ulimits":           okEach(ulimitRules),
 	"stop_grace_period": ok(),
 	"stop_signal":       ok(),
-	"network_mode":      ok(), // value checked in conversion
-	"networks":          ok(),
-	"ports":             ok(),
-	"volumes":           ok(), // docker socket checked in conversion
-	"tmpfs":             ok(),
-	"depends_on":        ok(),
-	"secrets":           ok(),
-	"configs":           ok(),
-	"profiles":          ok(),
-	"extends":           ok(),
+	"network_mode":      checked(), // "" or host
+	"networks":          okEach(serviceNetworkRules),
+	"ports":             okEach(portRules),
+	"volumes":           okEach(mountRules),
+	"tmpfs":             checked(), // options are warned about
+	"depends_on":        okEach(dependsRules),
+	"secrets":           okEach(fileRefRules),
+	"configs":           okEach(fileRefRules),
+	"profiles":          ok(),     // applied by compose-go
+	"extends":           opaque(), // resolved by compose-go; the result is judged like any service
 	"cpus":              ok(),
 	"cpu_shares":        ok(),
 	"mem_limit":         ok(),
 	"mem_reservation":   ok(),
 	"pids_limit":        ok(),
+	"x-berth": okSub(map[string]rule{
+		"schedule": checked(), // a cron expression
+		"routes":   checked(), // a list of {host, path, port, timeout}
+		"rollout":  okSub(map[string]rule{"deadline": ok()}),
+		"security": okSub(map[string]rule{"keep_default_capabilities": ok(), "allow_new_privileges": ok()}),
+	}),
 
 	"container_name":     warn("container_name is ignored: berth names containers STACK-SERVICE-SLOT-TASK so replicas and rollouts can coexist"),
 	"expose":             warn("expose has no effect: services on a stack network reach each other on any port"),
 	"links":              warn("links are ignored: services resolve each other by name on the stack network"),
 	"external_links":     warn("external_links are ignored: stacks are isolated from each other"),
-	"logging":            warn("logging is ignored: berth caps the engine's json-file logs itself"),
-	"log_driver":         warn("log_driver is ignored: berth caps the engine's json-file logs itself"),
-	"log_opt":            warn("log_opt is ignored: berth caps the engine's json-file logs itself"),
+	"logging":            warn("logging is ignored: berth manages logs (capped json-file, berth logs)"),
+	"log_driver":         warn("log_driver is ignored: berth manages logs (capped json-file, berth logs)"),
+	"log_opt":            warn("log_opt is ignored: berth manages logs (capped json-file, berth logs)"),
 	"dns":                warn("dns is ignored: containers use the engine's resolver for service discovery"),
-	"dns_opt":            warn("dns_opt is ignored"),
-	"dns_search":         warn("dns_search is ignored"),
+	"dns_opt":            warn("dns_opt is ignored: containers use the engine's resolver for service discovery"),
+	"dns_search":         warn("dns_search is ignored: containers use the engine's resolver for service discovery"),
 	"extra_hosts":        warn("extra_hosts is not supported yet and is ignored"),
 	"domainname":         warn("domainname is ignored"),
 	"mac_address":        warn("mac_address is ignored"),
@@ -137,7 +212,7 @@ var serviceRules = map[string]rule{
 	"init":               warn("init is ignored: run an init in the image if the program does not reap children"),
 	"oom_score_adj":      warn("oom_score_adj is ignored"),
 	"shm_size":           warn("shm_size is ignored"),
-	"label_file":         warn("label_file is ignored; write labels: in the file"),
+	"label_file":         warn("label_file is ignored; write labels: in the Compose file"),
 
 	"privileged":          reject("privileged containers can take over the host; berth does not run them. Add only the capabilities you need with cap_add"),
 	"pid":                 reject("sharing the host's (or another container's) PID namespace is not allowed; remove pid:"),
@@ -156,8 +231,8 @@ var serviceRules = map[string]rule{
 	"cpu_percent":         reject("cpu_percent is a Windows setting; use deploy.resources.limits.cpus"),
 	"cpu_period":          reject("use deploy.resources.limits.cpus instead of cpu_period"),
 	"cpu_quota":           reject("use deploy.resources.limits.cpus instead of cpu_quota"),
-	"cpu_rt_period":       reject("real-time CPU scheduling is not supported"),
-	"cpu_rt_runtime":      reject("real-time CPU scheduling is not supported"),
+	"cpu_rt_period":       reject("real-time CPU scheduling is not supported; remove cpu_rt_period:"),
+	"cpu_rt_runtime":      reject("real-time CPU scheduling is not supported; remove cpu_rt_runtime:"),
 	"cpuset":              reject("pinning CPUs is not supported; use deploy.resources.limits.cpus"),
 	"blkio_config":        reject("block IO weights are not supported yet; remove blkio_config:"),
 	"memswap_limit":       reject("berth gives containers no swap beyond their memory limit; remove memswap_limit:"),
@@ -168,8 +243,8 @@ var serviceRules = map[string]rule{
 	"storage_opt":         reject("storage_opt is not supported; remove it"),
 	"volume_driver":       reject("set the driver on the top-level volume instead of volume_driver"),
 	"use_api_socket":      reject("use_api_socket gives the container the Docker socket, which is root on the host"),
-	"models":              reject("models are not supported"),
-	"provider":            reject("provider services are not supported"),
+	"models":              reject("models are not supported; remove models:"),
+	"provider":            reject("provider services are not supported; run the provider's service as an image"),
 	"pre_start":           reject("lifecycle hooks are not supported yet; run setup in the entrypoint"),
 	"post_start":          reject("lifecycle hooks are not supported yet; run setup in the entrypoint"),
 	"pre_stop":            reject("lifecycle hooks are not supported yet; handle SIGTERM in the program"),
@@ -178,215 +253,60 @@ var serviceRules = map[string]rule{
 	"dockerfile":          reject("dockerfile belongs under build:"),
 }
 
-var topRules = map[string]rule{
-	"version":  warn("version is obsolete and ignored"),
-	"name":     ok(),
-	"services": ok(), // each service is checked with serviceRules
-	"include":  ok(),
-	"networks": ok(), // each network with networkRules
-	"volumes":  ok(),
-	"secrets":  ok(),
-	"configs":  ok(),
-	"models":   reject("models are not supported"),
-	"jobs":     reject("top-level jobs are not supported; use a service with x-berth.schedule"),
-}
-
 var networkRules = map[string]rule{
-	"driver":      ok(), // checked: bridge only
+	"driver":      checked(), // bridge only
 	"internal":    ok(),
 	"labels":      ok(),
-	"name":        warn("network names are ignored: berth gives each stack one network named berth_STACK"),
-	"external":    reject("berth creates each stack's network itself; external networks would bridge stacks"),
+	"name":        warn("network names are ignored: berth gives each stack one network named after the stack").filledIn(),
+	"external":    reject("berth creates each stack's network itself; an external network would bridge stacks. Remove external:"),
 	"ipam":        warn("ipam is ignored: the engine assigns the stack network's subnet"),
-	"attachable":  warn("attachable is ignored"),
+	"attachable":  warn("attachable is ignored: only the stack's tasks join its network"),
 	"driver_opts": warn("driver_opts are ignored"),
 	"enable_ipv4": warn("enable_ipv4 is ignored"),
 	"enable_ipv6": warn("enable_ipv6 is ignored"),
 }
 
 var volumeRules = map[string]rule{
-	"driver": ok(), "driver_opts": ok(), "labels": ok(), "external": ok(), "name": ok(),
+	"driver": ok(), "driver_opts": ok(), "labels": ok(), "external": ok(),
+	"name": checked().filledIn(), // external volumes are looked up by key
 }
 
 var secretRules = map[string]rule{
-	"file": ok(), "environment": ok(), "name": ok(), "labels": ok(),
+	"file":            ok(),
+	"environment":     ok(),
+	"name":            warn("secret names are ignored: berth stores a stack's secrets under their keys").filledIn(),
+	"labels":          warn("labels on secrets are ignored"),
 	"external":        reject("external secrets are not supported yet; give file: or environment:"),
-	"driver":          reject("secret drivers are not supported"),
-	"driver_opts":     reject("secret drivers are not supported"),
-	"template_driver": reject("secret templates are not supported"),
+	"driver":          reject("secret drivers are not supported; give file: or environment:"),
+	"driver_opts":     reject("secret drivers are not supported; give file: or environment:"),
+	"template_driver": reject("secret templates are not supported; give file: or environment:"),
+	"content":         reject("secrets take file: or environment:, not content: (it would sit in the Compose file)"),
+}
+
+var configRules = map[string]rule{
+	"file":            ok(),
 	"content":         ok(),
+	"environment":     checked(), // must be set: read into content by compose-go
+	"name":            warn("config names are ignored: berth stores a stack's configs under their keys").filledIn(),
+	"labels":          warn("labels on configs are ignored"),
+	"external":        reject("external configs are not supported; give file:, content: or environment:"),
+	"driver":          reject("config drivers are not supported; give file:, content: or environment:"),
+	"driver_opts":     reject("config drivers are not supported; give file:, content: or environment:"),
+	"template_driver": reject("config templates are not supported; give file:, content: or environment:"),
 }
 
-// Extension keys berth reads.
-var berthServiceRules = map[string]rule{
-	"schedule": ok(),
-	"routes":   ok(), // a list; each route is checked in conversion
-	"rollout":  okSub(map[string]rule{"deadline": ok()}),
-	"security": okSub(map[string]rule{"keep_default_capabilities": ok(), "allow_new_privileges": ok()}),
-}
-
-var berthTopRules = map[string]rule{
-	"environment": ok(),
-}
-
-// finding is one key a rule did not honour.
-type finding struct {
-	pos     Pos
-	path    string
-	verdict verdict
-	msg     string
-}
-
-// checkKeys walks every file's keys against the rules.
-func checkKeys(ps *positions) []finding {
-	var out []finding
-	for _, f := range ps.files {
-		c := checker{file: f.name, out: &out}
-		c.mapping(f.root, "", topRules, func(key string, v *yaml.Node, path string) bool {
-			var sub map[string]rule
-			switch key {
-			case "services":
-				sub = serviceRules
-			case "networks":
-				sub = networkRules
-			case "volumes":
-				sub = volumeRules
-			case "secrets", "configs":
-				sub = secretRules
-			default:
-				return false
-			}
-			c.each(v, path, func(name string, body *yaml.Node, p string) {
-				c.mapping(body, p, sub, func(k string, v *yaml.Node, path string) bool {
-					if k == "x-berth" && key == "services" {
-						c.mapping(v, path, berthServiceRules, nil)
-						return true
-					}
-					return false
-				})
-			})
-			return true
-		})
-		c.extension(f.root)
-	}
-	return out
-}
-
-type checker struct {
-	file string
-	out  *[]finding
-}
-
-// mapping checks the keys of a mapping node. custom may handle a key's
-// value itself and return true.
-func (c *checker) mapping(n *yaml.Node, path string, rules map[string]rule, custom func(key string, v *yaml.Node, path string) bool) {
-	n = deref(n)
-	if n == nil || n.Kind != yaml.MappingNode {
-		return
-	}
-	for i := 0; i+1 < len(n.Content); i += 2 {
-		k, v := n.Content[i], n.Content[i+1]
-		key, p := k.Value, join(path, k.Value)
-		pos := Pos{File: c.file, Line: k.Line, Col: k.Column}
-		if custom != nil && custom(key, v, p) {
-			continue
-		}
-		if strings.HasPrefix(key, "x-") {
-			continue // extensions: Compose semantics, ours are checked where they apply
-		}
-		r, known := rules[key]
-		switch {
-		case !known:
-			msg := fmt.Sprintf("%s: unknown key %q", path, key)
-			if s := suggest(key, rules); s != "" {
-				msg += fmt.Sprintf(" (did you mean %q?)", s)
-			}
-			*c.out = append(*c.out, finding{pos: pos, path: p, verdict: rejected, msg: msg})
-		case r.verdict == rejected && !(r.harmless && isDefault(v)):
-			*c.out = append(*c.out, finding{pos: pos, path: p, verdict: rejected, msg: fmt.Sprintf("%s: %s", p, r.why)})
-		case r.verdict == warned:
-			*c.out = append(*c.out, finding{pos: pos, path: p, verdict: warned, msg: fmt.Sprintf("%s: %s", p, r.why)})
-		case r.sub != nil:
-			c.mapping(v, p, r.sub, nil)
-		}
-	}
-}
-
-// each calls f for every entry of a mapping of named things.
-func (c *checker) each(n *yaml.Node, path string, f func(name string, body *yaml.Node, path string)) {
-	n = deref(n)
-	if n == nil || n.Kind != yaml.MappingNode {
-		return
-	}
-	for i := 0; i+1 < len(n.Content); i += 2 {
-		f(n.Content[i].Value, n.Content[i+1], join(path, n.Content[i].Value))
-	}
-}
-
-// extension checks the top-level x-berth.
-func (c *checker) extension(root *yaml.Node) {
-	for i := 0; i+1 < len(root.Content); i += 2 {
-		if root.Content[i].Value == "x-berth" {
-			c.mapping(root.Content[i+1], "x-berth", berthTopRules, nil)
-		}
-	}
-}
-
-func deref(n *yaml.Node) *yaml.Node {
-	for n != nil && n.Kind == yaml.AliasNode {
-		n = n.Alias
-	}
-	return n
-}
-
-func isDefault(n *yaml.Node) bool {
-	n = deref(n)
-	if n == nil {
-		return true
-	}
-	if n.Kind != yaml.ScalarNode {
-		return len(n.Content) == 0
-	}
-	switch strings.ToLower(n.Value) {
-	case "", "false", "0", "no", "null", "~":
-		return true
-	}
-	return false
-}
-
-// suggest returns the known key closest to key, if close enough.
-func suggest(key string, rules map[string]rule) string {
-	keys := make([]string, 0, len(rules))
-	for k := range rules {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	best, bestD := "", 3
-	for _, k := range keys {
-		if d := distance(key, k); d < bestD {
-			best, bestD = k, d
-		}
-	}
-	return best
-}
-
-// distance is the Levenshtein distance.
-func distance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
+var topRules = map[string]rule{
+	"version":  warn("version is obsolete and ignored"),
+	"name":     ok(),
+	"services": okEach(serviceRules),
+	"include":  opaque(), // read by compose-go; what it brings in is judged in the loaded model
+	"networks": okEach(networkRules),
+	"volumes":  okEach(volumeRules),
+	"secrets":  okEach(secretRules),
+	"configs":  okEach(configRules),
+	"models":   reject("models are not supported; remove models:"),
+	"jobs":     reject("top-level jobs are not supported; use a service with x-berth.schedule"),
+	"x-berth": okSub(map[string]rule{
+		"environment": ok(), // the environment's name (a string); nothing reads it yet
+	}),
 }
