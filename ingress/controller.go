@@ -88,19 +88,22 @@ func (c *Controller) TaskNotReady(t api.Task) {
 	c.applyLocked()
 }
 
-// TaskStopping takes a task out of traffic and waits until its requests
-// and connections in flight finish (at most the drain timeout). The agent
-// signals the container only after it returns.
+// TaskStopping takes a task out of traffic and waits until its HTTP
+// requests in flight finish (at most the drain timeout). The agent signals
+// the container only after it returns.
+//
+// Connections forwarded on published ports are not waited for: at L4 the
+// proxy cannot tell a keep-alive connection between requests from one in
+// the middle of one, and a client may hold it open forever. They get no
+// new company (the task left the endpoint set) and stay forwarded, and the
+// stop signal lets the program close them itself (an HTTP server's
+// graceful shutdown does exactly that) within its stop grace period.
 func (c *Controller) TaskStopping(ctx context.Context, t api.Task) {
 	c.mu.Lock()
 	_, ok := c.tasks[t.ID]
 	if ok {
 		delete(c.tasks, t.ID)
 		c.applyLocked()
-	}
-	tcps := make([]*TCPProxy, 0, len(c.tcp))
-	for _, p := range c.tcp {
-		tcps = append(tcps, p)
 	}
 	c.mu.Unlock()
 	if !ok {
@@ -110,9 +113,6 @@ func (c *Controller) TaskStopping(ctx context.Context, t api.Task) {
 	defer cancel()
 	start := time.Now()
 	_ = c.http.Drain(ctx, t.ID)
-	for _, p := range tcps {
-		p.Drain(ctx, t.ID)
-	}
 	c.log.Debug("task drained", "task", t.ID, "took", time.Since(start))
 }
 

@@ -1,0 +1,334 @@
+// Command rollout measures replacing a running web service with a new
+// revision under continuous load: berth (3 replicas behind its ingress,
+// start-first rollout) against `docker-compose up -d` after the same
+// change (what users do today), on the same engine in the same run. It
+// prints a Markdown section for bench/RESULTS.md.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/berth-dev/berth/bench/internal/host"
+	"github.com/berth-dev/berth/runtime/docker"
+)
+
+const image = "berth-bench/hello:1"
+
+func main() {
+	cycles := flag.Int("n", 3, "redeploys per tool")
+	flag.Parse()
+	if err := run(*cycles); err != nil {
+		fmt.Fprintln(os.Stderr, "bench/rollout:", err)
+		os.Exit(1)
+	}
+}
+
+type load struct {
+	ok, failed int
+	firstErr   string
+}
+
+// hammer sends requests from 8 workers until stop is closed.
+func hammer(url string, stop <-chan struct{}) *load {
+	l := &load{}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for i := 0; i < 8; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c := http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 1}}
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				resp, err := c.Get(url)
+				ok := err == nil && resp.StatusCode == 200
+				if err == nil {
+					io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+				}
+				mu.Lock()
+				if ok {
+					l.ok++
+				} else {
+					l.failed++
+					if l.firstErr == "" {
+						if err != nil {
+							l.firstErr = err.Error()
+						} else {
+							l.firstErr = resp.Status
+						}
+					}
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	go func() { <-stop; wg.Wait() }()
+	return l
+}
+
+// measure runs redeploy under load and returns its wall time and the load.
+func measure(url string, redeploy func() error) (time.Duration, *load, error) {
+	stop := make(chan struct{})
+	l := hammer(url, stop)
+	time.Sleep(500 * time.Millisecond)
+	start := time.Now()
+	err := redeploy()
+	took := time.Since(start)
+	time.Sleep(time.Second)
+	close(stop)
+	time.Sleep(200 * time.Millisecond)
+	return took, l, err
+}
+
+func run(cycles int) error {
+	ctx := context.Background()
+	dir, err := os.MkdirTemp("", "bro")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	drv, err := docker.New(docker.Options{})
+	if err != nil {
+		return err
+	}
+	bin := func(out, pkg string) error {
+		cmd := exec.Command("go", "build", "-o", out, pkg)
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if b, err := cmd.CombinedOutput(); err != nil {
+			return fmt.Errorf("build %s: %v %s", pkg, err, b)
+		}
+		return nil
+	}
+	berthBin, helloBin := filepath.Join(dir, "berth"), filepath.Join(dir, "hello")
+	if err := bin(berthBin, "./cmd/berth"); err != nil {
+		return err
+	}
+	if err := bin(helloBin, "./examples/hello"); err != nil {
+		return err
+	}
+	if _, err := docker.BuildScratchImage(ctx, drv, image, helloBin, map[string]string{"io.berth.bench": "1"}, []string{"/hello"}); err != nil {
+		return err
+	}
+	defer exec.Command("docker", "rmi", "-f", image).Run()
+
+	compose, err := composeRuns(dir, cycles)
+	if err != nil {
+		return fmt.Errorf("docker-compose: %w", err)
+	}
+	berth, err := berthRuns(dir, berthBin, cycles)
+	if err != nil {
+		return fmt.Errorf("berth: %w", err)
+	}
+	fmt.Printf("## Rollout under load (issue: zero-downtime delivery) — %s\n\n", time.Now().UTC().Format("2006-01-02"))
+	fmt.Printf("Machine: %s, %d CPUs, Docker Engine 20.10, docker-compose 1.29.2. Command: `go run ./bench/rollout -n %d`. Load: 8 client workers looping GET / on loopback for the whole redeploy; the redeploy changes an environment variable.\n\n", host.CPUModel(), host.CPUs(), cycles)
+	fmt.Println("| tool | what is replaced | wall time per redeploy (median) | requests | failed |")
+	fmt.Println("|---|---|---|---|---|")
+	for _, r := range []result{compose, berth} {
+		fmt.Printf("| %s | %s | %s | %d | %d (%.1f%%)%s |\n", r.tool, r.what, r.median.Round(10*time.Millisecond), r.ok+r.failed, r.failed,
+			100*float64(r.failed)/float64(max(1, r.ok+r.failed)), firstErr(r.firstErr))
+	}
+	return nil
+}
+
+func firstErr(s string) string {
+	if s == "" {
+		return ""
+	}
+	if len(s) > 60 {
+		s = s[:60] + "…"
+	}
+	return "; e.g. " + s
+}
+
+type result struct {
+	tool, what string
+	median     time.Duration
+	ok, failed int
+	firstErr   string
+}
+
+func collect(tool, what string, times []time.Duration, loads []*load) result {
+	r := result{tool: tool, what: what}
+	for i := range times {
+		for j := i + 1; j < len(times); j++ {
+			if times[j] < times[i] {
+				times[i], times[j] = times[j], times[i]
+			}
+		}
+	}
+	r.median = times[len(times)/2]
+	for _, l := range loads {
+		r.ok += l.ok
+		r.failed += l.failed
+		if r.firstErr == "" {
+			r.firstErr = l.firstErr
+		}
+	}
+	return r
+}
+
+func freePort() int {
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+func waitOK(url string) error {
+	deadline := time.Now().Add(60 * time.Second)
+	for time.Now().Before(deadline) {
+		if resp, err := http.Get(url); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return nil
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return fmt.Errorf("%s did not answer", url)
+}
+
+func composeRuns(dir string, cycles int) (result, error) {
+	port := freePort()
+	proj := filepath.Join(dir, "compose")
+	os.MkdirAll(proj, 0o755)
+	write := func(v int) error {
+		return os.WriteFile(filepath.Join(proj, "docker-compose.yml"), []byte(fmt.Sprintf(`version: "3.8"
+services:
+  web:
+    image: %s
+    environment:
+      VERSION: v%d
+    ports:
+      - "127.0.0.1:%d:8080"
+`, image, v, port)), 0o644)
+	}
+	dc := func(args ...string) error {
+		cmd := exec.Command("docker-compose", append([]string{"-p", "berthbench", "--project-directory", proj}, args...)...)
+		cmd.Dir = proj
+		if b, err := cmd.CombinedOutput(); err != nil {
+			return fmt.Errorf("docker-compose %v: %v %s", args, err, b)
+		}
+		return nil
+	}
+	defer dc("down", "-t", "1")
+	if err := write(0); err != nil {
+		return result{}, err
+	}
+	if err := dc("up", "-d"); err != nil {
+		return result{}, err
+	}
+	url := fmt.Sprintf("http://127.0.0.1:%d/", port)
+	if err := waitOK(url); err != nil {
+		return result{}, err
+	}
+	var times []time.Duration
+	var loads []*load
+	for i := 1; i <= cycles; i++ {
+		took, l, err := measure(url, func() error {
+			if err := write(i); err != nil {
+				return err
+			}
+			return dc("up", "-d")
+		})
+		if err != nil {
+			return result{}, err
+		}
+		times, loads = append(times, took), append(loads, l)
+		if err := waitOK(url); err != nil {
+			return result{}, err
+		}
+	}
+	return collect("docker-compose up -d", "1 container (a published port allows one)", times, loads), nil
+}
+
+func berthRuns(dir, berthBin string, cycles int) (result, error) {
+	data, err := os.MkdirTemp(dir, "d")
+	if err != nil {
+		return result{}, err
+	}
+	up := exec.Command(berthBin, "up", "--data-dir", data, "--http-addr", "off", "--publish-host", "127.0.0.1", "--log-level", "warn")
+	up.Stdout, up.Stderr = os.Stderr, os.Stderr
+	if err := up.Start(); err != nil {
+		return result{}, err
+	}
+	env := append(os.Environ(), "BERTH_HOST=unix://"+filepath.Join(data, "berth.sock"))
+	cli := func(args ...string) error {
+		cmd := exec.Command(berthBin, args...)
+		cmd.Env = env
+		if b, err := cmd.CombinedOutput(); err != nil {
+			return fmt.Errorf("berth %v: %v %s", args, err, b)
+		}
+		return nil
+	}
+	defer func() {
+		_ = cli("rm", "bench")
+		time.Sleep(3 * time.Second)
+		_ = up.Process.Signal(os.Interrupt)
+		_, _ = up.Process.Wait()
+	}()
+	for i := 0; i < 100; i++ {
+		if cli("ls") == nil {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	port := freePort()
+	file := filepath.Join(dir, "berth.yaml")
+	write := func(v int) error {
+		return os.WriteFile(file, []byte(fmt.Sprintf(`services:
+  web:
+    image: %s
+    environment:
+      VERSION: v%d
+    ports:
+      - "%d:8080"
+    deploy:
+      replicas: 3
+    healthcheck:
+      test: ["CMD", "/hello", "-healthcheck"]
+      interval: 250ms
+      timeout: 2s
+      retries: 3
+`, image, v, port)), 0o644)
+	}
+	if err := write(0); err != nil {
+		return result{}, err
+	}
+	if err := cli("deploy", "-f", file, "--stack", "bench"); err != nil {
+		return result{}, err
+	}
+	url := fmt.Sprintf("http://127.0.0.1:%d/", port)
+	if err := waitOK(url); err != nil {
+		return result{}, err
+	}
+	var times []time.Duration
+	var loads []*load
+	for i := 1; i <= cycles; i++ {
+		took, l, err := measure(url, func() error {
+			if err := write(i); err != nil {
+				return err
+			}
+			return cli("deploy", "-f", file, "--stack", "bench")
+		})
+		if err != nil {
+			return result{}, err
+		}
+		times, loads = append(times, took), append(loads, l)
+	}
+	return collect("berth deploy", "3 replicas, start-first, behind the ingress", times, loads), nil
+}
