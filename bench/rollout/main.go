@@ -275,8 +275,9 @@ func berthRuns(dir, berthBin string, cycles int) (result, error) {
 		}
 		return nil
 	}
+	stack := fmt.Sprintf("ro%d", time.Now().Unix()%100000)
 	defer func() {
-		_ = cli("rm", "bench")
+		_ = cli("rm", stack)
 		time.Sleep(3 * time.Second)
 		_ = up.Process.Signal(os.Interrupt)
 		_, _ = up.Process.Wait()
@@ -309,7 +310,7 @@ func berthRuns(dir, berthBin string, cycles int) (result, error) {
 	if err := write(0); err != nil {
 		return result{}, err
 	}
-	if err := cli("deploy", "-f", file, "--stack", "bench"); err != nil {
+	if err := cli("deploy", "-f", file, "--stack", stack); err != nil {
 		return result{}, err
 	}
 	url := fmt.Sprintf("http://127.0.0.1:%d/", port)
@@ -323,7 +324,7 @@ func berthRuns(dir, berthBin string, cycles int) (result, error) {
 			if err := write(i); err != nil {
 				return err
 			}
-			return cli("deploy", "-f", file, "--stack", "bench")
+			return cli("deploy", "-f", file, "--stack", stack)
 		})
 		if err != nil {
 			return result{}, err
