@@ -165,3 +165,48 @@ services:
 		t.Fatalf("revision after the next deploy = %d, want 3", svc.Revision)
 	}
 }
+
+// TestKillBerthMidRollout: kill -9 berth while a rollout replaces tasks,
+// start it again: the rollout finishes on one revision, with exactly one
+// container per slot and none left of the old revision.
+func TestKillBerthMidRollout(t *testing.T) {
+	t.Parallel()
+	b := startBerth(t)
+	doc := func(v string) string {
+		return fmt.Sprintf(`
+services:
+  web:
+    image: %s
+    environment:
+      VERSION: %s
+    deploy:
+      replicas: 3
+    healthcheck:
+      test: ["CMD", "/probe", "-healthcheck"]
+      interval: 500ms
+      timeout: 2s
+      retries: 3
+`, probeImage, v)
+	}
+	b.deploy("mid", doc("v1"))
+	b.waitRunning("mid", "web", 3)
+	for i, v := range []string{"v2", "v3"} {
+		b.mustCLI("deploy", "-f", writeCompose(t, doc(v)), "--stack", "mid", "--detach")
+		time.Sleep(time.Duration(700+500*i) * time.Millisecond)
+		b.kill9()
+		b.start()
+		svc := b.waitRunning("mid", "web", 3)
+		if svc.Revision != i+2 {
+			t.Fatalf("cycle %d: revision %d, want %d", i, svc.Revision, i+2)
+		}
+		waitFor(t, 30*time.Second, "the rollout to be done", func() (bool, string) {
+			r := b.status("mid").Services[0].Rollout
+			return r != nil && r.State == api.RolloutDone, fmt.Sprintf("%+v", r)
+		})
+		for _, c := range b.containers("mid") {
+			if c.Labels[api.LabelRevision] != fmt.Sprint(i+2) {
+				t.Fatalf("cycle %d: container %s of revision %s left", i, c.Name, c.Labels[api.LabelRevision])
+			}
+		}
+	}
+}
