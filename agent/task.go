@@ -92,6 +92,18 @@ func (a *Agent) syncTask(ctx context.Context, t api.Task, cs []runtime.Container
 		if c.Health == "starting" {
 			state = api.StateStarting
 		}
+		if hasProbe(spec) {
+			// Once ready, a container stays ready (liveness is the health
+			// check's job); until then it must answer from outside.
+			wasReady := st.status.ContainerID == c.ID && st.status.State == api.StateRunning && st.status.StartedAt.Equal(c.StartedAt)
+			switch {
+			case wasReady || probeReady(ctx, spec, c.Addresses[networkName(t.Stack)]):
+				state = api.StateRunning
+			default:
+				state = api.StateStarting
+				a.afterFunc(t.ID, probeInterval)
+			}
+		}
 		// The last exit stays visible while the task runs again, so
 		// berth ps shows why it was restarted.
 		reason := ""
@@ -237,6 +249,11 @@ func (a *Agent) start(ctx context.Context, t api.Task, id string, st *taskState,
 	if c.Health == "starting" || (c.Health == "" && c.State != runtime.StateRunning) {
 		state = api.StateStarting
 	}
+	if spec, err := a.spec(ctx, t); err == nil && hasProbe(spec) {
+		// Not ready until it answers from outside: look again shortly.
+		state = api.StateStarting
+		a.afterFunc(t.ID, probeInterval)
+	}
 	s := api.TaskStatus{ContainerID: id, State: state, Health: c.Health, StartedAt: c.StartedAt,
 		Address: c.Addresses[networkName(t.Stack)]}
 	if restart {
@@ -357,6 +374,9 @@ func (a *Agent) report(ctx context.Context, t api.Task, st *taskState, s api.Tas
 		return
 	}
 	s.UpdatedAt = time.Now().UTC()
+	if s.State != st.status.State {
+		a.log.Debug("task state", "task", t.ID, "slot", t.Slot, "revision", t.Revision, "state", s.State)
+	}
 	if err := a.store.PutStatus(ctx, s); err != nil {
 		a.log.Warn("write task status", "task", t.ID, "err", err)
 		return
