@@ -172,7 +172,9 @@ func (d *Driver) Remove(ctx context.Context, id string) error {
 		d.cli.ContainerRemove(ctx, id, container.RemoveOptions{Force: true, RemoveVolumes: true}))
 }
 
-// Inspect returns a container's state.
+// Inspect returns a container's state. OOMKilled is also true when an
+// Events stream of this driver saw the container's oom event during its
+// last run, which Engine 20.10 can fail to record under load.
 func (d *Driver) Inspect(ctx context.Context, id string) (runtime.Container, error) {
 	ctx, cancel := d.call(ctx)
 	defer cancel()
@@ -192,6 +194,9 @@ func (d *Driver) Inspect(ctx context.Context, id string) (runtime.Container, err
 		out.FinishedAt = parseTime(s.FinishedAt)
 		if s.Health != nil {
 			out.Health = string(s.Health.Status)
+		}
+		if !s.Running && !s.OOMKilled && !out.StartedAt.IsZero() && d.oomSince(c.ID, out.StartedAt) {
+			out.OOMKilled = true // the engine handled the exit before the OOM
 		}
 	}
 	if c.NetworkSettings != nil {

@@ -15,6 +15,7 @@ import (
 	"io"
 	"log/slog"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -52,6 +53,12 @@ type Driver struct {
 	// negotiated is set once an engine call has succeeded, after which
 	// cli.ClientVersion() is the negotiated API version.
 	negotiated atomic.Bool
+
+	// ooms remembers oom events seen on any Events stream, by container
+	// ID: under load Engine 20.10 can handle a container's exit before its
+	// OOM and then reports OOMKilled false. Inspect fills it in from here.
+	oomMu sync.Mutex
+	ooms  map[string]time.Time
 }
 
 var _ runtime.Driver = (*Driver)(nil)
@@ -72,7 +79,7 @@ func New(opts Options) (*Driver, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Driver{cli: cli, host: cli.DaemonHost(), timeout: opts.CallTimeout, log: opts.Logger}, nil
+	return &Driver{cli: cli, host: cli.DaemonHost(), timeout: opts.CallTimeout, log: opts.Logger, ooms: map[string]time.Time{}}, nil
 }
 
 // Client exposes the engine client (image builds, benchmarks, tests).
@@ -185,6 +192,37 @@ func (d *Driver) apiVersion(ctx context.Context) (string, error) {
 		d.ok()
 	}
 	return d.cli.ClientVersion(), nil
+}
+
+// oomMemory is how long an oom event is remembered for Inspect.
+const oomMemory = 10 * time.Minute
+
+// noteEvent records oom events (and forgets them on destroy).
+func (d *Driver) noteEvent(e runtime.Event) {
+	if e.Action != runtime.EventOOM && e.Action != runtime.EventDestroy {
+		return
+	}
+	d.oomMu.Lock()
+	defer d.oomMu.Unlock()
+	if e.Action == runtime.EventDestroy {
+		delete(d.ooms, e.ID)
+		return
+	}
+	for id, at := range d.ooms {
+		if time.Since(at) > oomMemory {
+			delete(d.ooms, id)
+		}
+	}
+	d.ooms[e.ID] = e.Time
+}
+
+// oomSince reports whether an oom event of container id was seen at or
+// after t.
+func (d *Driver) oomSince(id string, t time.Time) bool {
+	d.oomMu.Lock()
+	defer d.oomMu.Unlock()
+	at, ok := d.ooms[id]
+	return ok && !at.Before(t)
 }
 
 func hasLabels(have, want map[string]string) bool {

@@ -114,6 +114,7 @@ func TestContainerLifecycle(t *testing.T) {
 		t.Fatalf("list = %+v, want the running container %+v", cs, c)
 	}
 
+	e.ready(id)
 	waited := make(chan int, 1)
 	go func() { code, _ := e.d.Wait(e.ctx, id); waited <- code }()
 	if err := e.d.Stop(e.ctx, id, 5*time.Second); err != nil {
@@ -249,11 +250,13 @@ func TestOOMKilled(t *testing.T) {
 	if code := e.wait(id); code != 137 {
 		t.Fatalf("exit code %d, want 137", code)
 	}
+	events.waitFor(id, runtime.EventDie, func(ev runtime.Event) bool { return ev.ExitCode == 137 })
+	// Under load the engine may send oom after die, and then record
+	// OOMKilled false; the driver remembers the event for Inspect.
+	events.waitFor(id, runtime.EventOOM, nil)
 	if c := e.inspect(id); !c.OOMKilled {
 		t.Fatalf("container = %+v, want OOMKilled", c)
 	}
-	events.waitFor(id, runtime.EventOOM, nil)
-	events.waitFor(id, runtime.EventDie, func(ev runtime.Event) bool { return ev.ExitCode == 137 })
 }
 
 func TestHealthEvents(t *testing.T) {
@@ -302,6 +305,7 @@ func TestLogs(t *testing.T) {
 
 	// Following returns when the container stops.
 	id = e.run(e.spec("follow"))
+	e.ready(id)
 	done := make(chan error, 1)
 	var out bytes.Buffer
 	go func() { done <- e.d.Logs(e.ctx, id, runtime.LogOptions{Follow: true}, &out, nil) }()

@@ -47,6 +47,7 @@ func (d *Driver) Events(ctx context.Context, labels map[string]string) (<-chan r
 				if !ok {
 					continue
 				}
+				d.noteEvent(e)
 				select {
 				case out <- e:
 				case <-ctx.Done():

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -177,6 +178,24 @@ func (e *env) run(spec runtime.ContainerSpec) string {
 		e.t.Fatal(err)
 	}
 	return id
+}
+
+// ready waits until app in container id has said hello: it handles
+// SIGTERM from then on.
+func (e *env) ready(id string) {
+	e.t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		var out strings.Builder
+		err := e.d.Logs(e.ctx, id, runtime.LogOptions{}, &out, nil)
+		if err == nil && strings.Contains(out.String(), "hello stdout") {
+			return
+		}
+		if time.Now().After(deadline) {
+			e.t.Fatalf("container %s not ready after 30s (logs %q, %v)", short(id), out.String(), err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 func (e *env) inspect(id string) runtime.Container {

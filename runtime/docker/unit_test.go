@@ -293,3 +293,20 @@ func TestShort(t *testing.T) {
 		t.Fatal("short abbreviates only engine IDs")
 	}
 }
+
+func TestOOMMemory(t *testing.T) {
+	d, err := New(Options{Host: "unix:///nonexistent.sock"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	d.noteEvent(runtime.Event{Action: runtime.EventOOM, ID: "a", Time: start.Add(time.Second)})
+	d.noteEvent(runtime.Event{Action: runtime.EventDie, ID: "b", Time: start})
+	if !d.oomSince("a", start) || d.oomSince("a", start.Add(2*time.Second)) || d.oomSince("b", start) {
+		t.Fatal("oom memory answers wrongly")
+	}
+	d.noteEvent(runtime.Event{Action: runtime.EventDestroy, ID: "a"})
+	if d.oomSince("a", start) {
+		t.Fatal("oom remembered after destroy")
+	}
+}

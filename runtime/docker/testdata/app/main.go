@@ -4,7 +4,7 @@
 //	app                 print to stdout and stderr, then wait for SIGTERM
 //	                    and exit with $TERM_EXIT (default 0)
 //	app -exit N         exit at once with N
-//	app -alloc MiB      touch MiB of memory, then wait as above
+//	app -alloc MiB      after 300ms, touch MiB of memory, then wait as above
 //	app -health         exit with $HEALTH_EXIT (the health check)
 package main
 
@@ -15,6 +15,7 @@ import (
 	"os/signal"
 	"strconv"
 	"syscall"
+	"time"
 )
 
 var sink [][]byte
@@ -27,13 +28,21 @@ func main() {
 	if *health {
 		os.Exit(envInt("HEALTH_EXIT", 0))
 	}
+	// As PID 1, the process ignores SIGTERM until it has a handler: set
+	// it before saying hello, which tests take as "ready".
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
 	fmt.Fprintln(os.Stdout, "hello stdout")
 	fmt.Fprintln(os.Stderr, "hello stderr")
 	if *exit >= 0 {
 		os.Exit(*exit)
 	}
-	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
+	if *alloc > 0 {
+		// The engine (20.10) watches for OOM only once the start has
+		// completed: an OOM during start leaves OOMKilled false and
+		// sends no oom event. Let the start complete first.
+		time.Sleep(300 * time.Millisecond)
+	}
 	for i := 0; i < *alloc; i++ {
 		b := make([]byte, 1<<20)
 		for j := range b {
