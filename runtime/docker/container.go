@@ -301,10 +301,10 @@ func (d *Driver) Logs(ctx context.Context, id string, opts runtime.LogOptions, s
 	op := "logs of container " + short(id)
 	lo := container.LogsOptions{ShowStdout: true, ShowStderr: true, Follow: opts.Follow, Timestamps: opts.Timestamps, Tail: opts.Tail}
 	if !opts.Since.IsZero() {
-		lo.Since = strconv.FormatFloat(float64(opts.Since.UnixNano())/1e9, 'f', 9, 64)
+		lo.Since = unixTimestamp(opts.Since)
 	}
 	if !opts.Until.IsZero() {
-		lo.Until = strconv.FormatFloat(float64(opts.Until.UnixNano())/1e9, 'f', 9, 64)
+		lo.Until = unixTimestamp(opts.Until)
 	}
 	if opts.Follow {
 		sctx, answered, cancel := d.stream(ctx)
@@ -333,6 +333,11 @@ func (d *Driver) Logs(ctx context.Context, id string, opts runtime.LogOptions, s
 	}
 	defer rc.Close()
 	return d.wrap(op, demux(rc, stdout, stderr))
+}
+
+// unixTimestamp formats t as the engine's "seconds.nanoseconds".
+func unixTimestamp(t time.Time) string {
+	return fmt.Sprintf("%d.%09d", t.Unix(), t.Nanosecond())
 }
 
 func demux(rc io.Reader, stdout, stderr io.Writer) error {

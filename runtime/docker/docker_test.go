@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/docker/docker/api/types/image"
 	"github.com/docker/docker/api/types/network"
 
 	"github.com/berth-dev/berth/runtime"
@@ -303,6 +305,11 @@ func TestLogs(t *testing.T) {
 		t.Fatalf("stdout %q, stderr %q", stdout.String(), stderr.String())
 	}
 
+	var later bytes.Buffer
+	if err := e.d.Logs(e.ctx, id, runtime.LogOptions{Since: time.Now().Add(time.Hour)}, &later, &later); err != nil || later.Len() != 0 {
+		t.Fatalf("logs since an hour from now: %q, %v", later.String(), err)
+	}
+
 	// Following returns when the container stops.
 	id = e.run(e.spec("follow"))
 	e.ready(id)
@@ -424,5 +431,37 @@ func TestImageInspect(t *testing.T) {
 	spec.Image = missing
 	if _, err := e.d.Create(e.ctx, spec); !errors.Is(err, runtime.ErrNotFound) {
 		t.Fatalf("create from a missing image: %v, want ErrNotFound", err)
+	}
+}
+
+func TestBuildScratchImage(t *testing.T) {
+	e := newEnv(t)
+	tag := "berth-test/runtime:build-" + randomID()
+	id, err := BuildScratchImage(e.ctx, e.d, tag, testBinary, map[string]string{labelTest: "1", "extra": "x"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if _, err := e.d.Client().ImageRemove(ctx, id, image.RemoveOptions{Force: true, PruneChildren: true}); err != nil {
+			t.Errorf("remove %s: %v", tag, err)
+		}
+	})
+	raw, err := e.d.Client().ImageInspect(e.ctx, tag)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if raw.ID != id || !slices.Equal(raw.Config.Entrypoint, []string{"/app"}) || raw.Config.Labels["extra"] != "x" {
+		t.Fatalf("image %s: entrypoint %v, labels %v", raw.ID, raw.Config.Entrypoint, raw.Config.Labels)
+	}
+
+	if _, err := BuildScratchImage(e.ctx, e.d, tag, filepath.Join(t.TempDir(), "missing"), nil, nil); err == nil {
+		t.Fatal("built from a missing binary")
+	}
+	cancelled, cancel := context.WithCancel(e.ctx)
+	cancel()
+	if _, err := BuildScratchImage(cancelled, e.d, tag+"-x", testBinary, nil, nil); !errors.Is(err, context.Canceled) {
+		t.Fatalf("build with a cancelled ctx: %v, want context.Canceled", err)
 	}
 }

@@ -25,6 +25,7 @@ var (
 	engine      *Driver
 	testImage   string // tag
 	testImageID string
+	testBinary  string // testdata/app, built static
 	setupErr    error
 )
 
@@ -38,8 +39,14 @@ func TestMain(m *testing.M) {
 	if testing.Short() {
 		os.Exit(m.Run())
 	}
-	setupErr = setup()
+	dir, err := os.MkdirTemp("", "berth-runtime-test")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	setupErr = setup(dir)
 	code := m.Run()
+	os.RemoveAll(dir)
 	if testImageID != "" {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		_, err := engine.Client().ImageRemove(ctx, testImageID, image.RemoveOptions{Force: true, PruneChildren: true})
@@ -51,7 +58,7 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-func setup() error {
+func setup(dir string) error {
 	d, err := New(Options{})
 	if err != nil {
 		return err
@@ -62,11 +69,6 @@ func setup() error {
 	if _, err := d.Info(ctx); err != nil {
 		return fmt.Errorf("these tests need a Docker Engine (run with -short to skip them): %w", err)
 	}
-	dir, err := os.MkdirTemp("", "berth-runtime-test")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(dir)
 	bin := filepath.Join(dir, "app")
 	build := exec.CommandContext(ctx, "go", "build", "-trimpath", "-ldflags=-s -w", "-o", bin, "./testdata/app")
 	build.Env = append(os.Environ(), "CGO_ENABLED=0")
@@ -78,7 +80,7 @@ func setup() error {
 	if err != nil {
 		return err
 	}
-	testImage, testImageID = tag, id
+	testImage, testImageID, testBinary = tag, id, bin
 	return nil
 }
 
