@@ -100,6 +100,7 @@ Start the daemon with 'berth up', then deploy with 'berth deploy -f compose.yaml
 	})
 	root.AddCommand(
 		newUpCmd(g),
+		newProxyCmd(g),
 		newDeployCmd(g),
 		newValidateCmd(g),
 		newLsCmd(g),

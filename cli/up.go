@@ -25,6 +25,7 @@ type upOptions struct {
 	httpAddr   string
 	publish    string
 	drain      time.Duration
+	proxy      string
 }
 
 func newUpCmd(g *globals) *cobra.Command {
@@ -52,6 +53,9 @@ next 'berth up' adopts them.`,
 			if o.cpuShares > 0 {
 				d.CPUShares = o.cpuShares
 			}
+			if o.proxy != "process" && o.proxy != "inline" {
+				return fmt.Errorf("%w: --proxy %q: use process or inline", errUsage, o.proxy)
+			}
 			var lvl slog.Level
 			if err := lvl.UnmarshalText([]byte(o.logLevel)); err != nil {
 				return fmt.Errorf("%w: --log-level %q: use debug, info, warn or error", errUsage, o.logLevel)
@@ -67,6 +71,7 @@ next 'berth up' adopts them.`,
 				DataDir: o.dataDir, DockerHost: o.dockerHost, NodeName: o.nodeName,
 				Defaults: d, Version: Version, Commit: Commit, Logger: logger,
 				HTTPAddr: httpAddr, PublishHost: o.publish, DrainTimeout: o.drain,
+				ProxyProcess: o.proxy == "process",
 			})
 		},
 	}
@@ -80,6 +85,7 @@ next 'berth up' adopts them.`,
 	f.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	f.StringVar(&o.httpAddr, "http-addr", ":80", "ingress HTTP listener for x-berth.routes (host:port, or off)")
 	f.StringVar(&o.publish, "publish-host", "0.0.0.0", "address that Compose published ports listen on")
-	f.DurationVar(&o.drain, "drain-timeout", 30*time.Second, "how long a stopping task's requests and connections may take to finish")
+	f.DurationVar(&o.drain, "drain-timeout", 30*time.Second, "how long a stopping task's requests may take to finish")
+	f.StringVar(&o.proxy, "proxy", "process", "run the ingress as its own process that outlives berth up (process), or inside berth up (inline)")
 	return c
 }

@@ -45,6 +45,9 @@ type Config struct {
 	PublishHost string
 	// DrainTimeout bounds how long a stopping task's traffic may take to finish.
 	DrainTimeout time.Duration
+	// ProxyProcess runs the ingress as its own process (berth proxy), which
+	// outlives berth up; otherwise it runs inside this process.
+	ProxyProcess bool
 	Version      string
 	Commit       string
 	Logger       *slog.Logger
@@ -122,27 +125,16 @@ func Up(ctx context.Context, cfg Config) error {
 		nodeName, _ = os.Hostname()
 	}
 
-	proxy := ingress.New(ingress.Options{Logger: log.With("component", "ingress")})
-	ingressCtl := ingress.NewController(proxy, ingress.ControllerOptions{
-		BindHost: cfg.PublishHost, DrainTimeout: cfg.DrainTimeout, Logger: log.With("component", "ingress"),
-	})
-	defer ingressCtl.Close()
-	var httpLn net.Listener
-	if cfg.HTTPAddr != "" {
-		httpLn, err = net.Listen("tcp", cfg.HTTPAddr)
-		if err != nil {
-			return fmt.Errorf("ingress HTTP listener on %s: %w (choose another with --http-addr, or --http-addr off)", cfg.HTTPAddr, err)
-		}
+	hooks, ingressAddr, ingressParts, closeIngress, err := startIngress(ctx, cfg, log)
+	if err != nil {
+		return err
 	}
+	defer closeIngress()
 
 	ag := agent.New(agent.Config{ClusterID: clusterID, NodeID: nodeID, NodeName: nodeName, Defaults: cfg.Defaults},
-		st, drv, log.With("component", "agent"), ingressCtl)
+		st, drv, log.With("component", "agent"), hooks)
 	jobs := controller.NewJobs(st, ag, nodeID, log.With("component", "jobs"))
 	orch := controller.NewOrchestrator(st, log.With("component", "orchestrator"))
-	ingressAddr := ""
-	if httpLn != nil {
-		ingressAddr = httpLn.Addr().String()
-	}
 	srv := server.New(server.Config{ClusterID: clusterID, Version: cfg.Version, Commit: cfg.Commit, Engine: info.Version, Ingress: ingressAddr},
 		st, imageResolver{drv}, ag, jobs, log.With("component", "api"))
 
@@ -162,17 +154,59 @@ func Up(ctx context.Context, cfg Config) error {
 		"jobs":         jobs.RunScheduler,
 		"events":       func(ctx context.Context) error { return trimEvents(ctx, st) },
 	}
-	if httpLn != nil {
-		parts["ingress"] = func(ctx context.Context) error {
-			hs := &http.Server{Handler: proxy, ReadHeaderTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute}
-			return server.ServeHTTP(ctx, httpLn, hs, 10*time.Second)
-		}
-		log.Info("ingress listening", "addr", ingressAddr)
+	for name, f := range ingressParts {
+		parts[name] = f
 	}
 	var sup supervisor
 	sup.run(ctx, log, parts)
 	log.Info("berth stopped; containers keep running")
 	return sup.err
+}
+
+// startIngress runs the ingress in this process, or makes sure a proxy
+// process runs and returns hooks that drive it.
+func startIngress(ctx context.Context, cfg Config, log *slog.Logger) (agent.Hooks, string, map[string]func(context.Context) error, func(), error) {
+	ilog := log.With("component", "ingress")
+	parts := map[string]func(context.Context) error{}
+	if cfg.ProxyProcess {
+		exe, err := os.Executable()
+		if err != nil {
+			return nil, "", nil, nil, err
+		}
+		httpAddr := cfg.HTTPAddr
+		if httpAddr == "" {
+			httpAddr = "off"
+		}
+		sup := &ingress.Supervisor{
+			Remote: ingress.NewRemote(ProxySocket(cfg.DataDir), ilog),
+			Args: []string{exe, "proxy", "--data-dir", cfg.DataDir, "--http-addr", httpAddr,
+				"--publish-host", cfg.PublishHost, "--drain-timeout", cfg.DrainTimeout.String()},
+			Dir: cfg.DataDir,
+			Log: ilog,
+		}
+		st, err := sup.Ensure(ctx)
+		if err != nil {
+			return nil, "", nil, nil, err
+		}
+		parts["proxy-supervisor"] = sup.Run
+		return sup.Remote, st.HTTPAddr, parts, func() {}, nil
+	}
+	proxy := ingress.New(ingress.Options{Logger: ilog})
+	ctl := ingress.NewController(proxy, ingress.ControllerOptions{BindHost: cfg.PublishHost, DrainTimeout: cfg.DrainTimeout, Logger: ilog})
+	addr := ""
+	if cfg.HTTPAddr != "" {
+		ln, err := net.Listen("tcp", cfg.HTTPAddr)
+		if err != nil {
+			ctl.Close()
+			return nil, "", nil, nil, fmt.Errorf("ingress HTTP listener on %s: %w (choose another with --http-addr, or --http-addr off)", cfg.HTTPAddr, err)
+		}
+		addr = ln.Addr().String()
+		parts["ingress"] = func(ctx context.Context) error {
+			hs := &http.Server{Handler: proxy, ReadHeaderTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute}
+			return server.ServeHTTP(ctx, ln, hs, 10*time.Second)
+		}
+	}
+	return ctl, addr, parts, func() { ctl.Close() }, nil
 }
 
 // imageResolver pins image references through the local engine.
@@ -229,14 +263,18 @@ func identity(ctx context.Context, dir, name string, agree func(string) (string,
 
 // lockDataDir makes sure only one berth process uses a data directory.
 func lockDataDir(dir string) (func(), error) {
-	path := filepath.Join(dir, "lock")
+	return lockFile(filepath.Join(dir, "lock"), fmt.Sprintf("data directory %s is in use by another berth process (stop it, or pass --data-dir)", dir))
+}
+
+// lockFile takes an exclusive lock on path, or fails with busy.
+func lockFile(path, busy string) (func(), error) {
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
 	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
 		f.Close()
-		return nil, fmt.Errorf("data directory %s is in use by another berth process (stop it, or pass --data-dir)", dir)
+		return nil, fmt.Errorf("%s", busy)
 	}
 	return func() { _ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN); f.Close() }, nil
 }

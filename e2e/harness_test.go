@@ -15,6 +15,7 @@ import (
 
 	"github.com/berth-dev/berth/api"
 	"github.com/berth-dev/berth/client"
+	"github.com/berth-dev/berth/ingress"
 	"github.com/berth-dev/berth/runtime"
 )
 
@@ -49,6 +50,7 @@ func startBerth(t *testing.T) *berth {
 	b.cluster = strings.TrimSpace(string(id))
 	t.Cleanup(func() {
 		b.stop()
+		stopProxy(dir)
 		cleanupCluster(t, b.cluster)
 		if t.Failed() {
 			t.Logf("berth log:\n%s", b.logText())
@@ -262,6 +264,29 @@ func (b *berth) waitRunning(stack, service string, want int) api.ServiceStatus {
 		return false, "service not found"
 	})
 	return svc
+}
+
+// stopProxy stops the data directory's proxy process, which outlives
+// berth up by design.
+func stopProxy(dir string) {
+	pid, err := ingress.ReadPID(dir)
+	if err != nil {
+		return
+	}
+	p, err := os.FindProcess(pid)
+	if err != nil {
+		return
+	}
+	_ = p.Signal(syscall.SIGTERM)
+	for i := 0; i < 100; i++ {
+		// Gone, or a zombie waiting for a reaper: either way it serves nothing.
+		stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil || strings.Contains(string(stat), ") Z ") {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	_ = p.Signal(syscall.SIGKILL)
 }
 
 // cleanupCluster removes every container, network and volume carrying the
