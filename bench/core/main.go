@@ -176,7 +176,7 @@ func startBerth(ctx context.Context, bin, parent string) (*instance, error) {
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(bin, "up", "--data-dir", dir, "--log-level", "warn")
+	cmd := exec.Command(bin, "up", "--data-dir", dir, "--log-level", "warn", "--proxy", "inline", "--http-addr", "off")
 	logf, _ := os.Create(filepath.Join(dir, "log"))
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {

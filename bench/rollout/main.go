@@ -261,7 +261,7 @@ func berthRuns(dir, berthBin string, cycles int) (result, error) {
 	if err != nil {
 		return result{}, err
 	}
-	up := exec.Command(berthBin, "up", "--data-dir", data, "--http-addr", "off", "--publish-host", "127.0.0.1", "--log-level", "warn")
+	up := exec.Command(berthBin, "up", "--data-dir", data, "--http-addr", "off", "--publish-host", "127.0.0.1", "--log-level", "warn", "--proxy", "inline")
 	up.Stdout, up.Stderr = os.Stderr, os.Stderr
 	if err := up.Start(); err != nil {
 		return result{}, err
