@@ -74,6 +74,7 @@ type Agent struct {
 	nets    map[string]bool // stack networks ensured in this process
 	vols    map[string]bool // volumes ensured in this process
 	jobs    map[string]bool // job containers run by this process
+	ooms    map[string]bool // tasks whose OOM kill event was seen and not yet judged
 	syncing map[string]bool // tasks with a sync goroutine running
 	dirty   map[string]bool // tasks kicked again while syncing
 	syncs   sync.WaitGroup
@@ -128,6 +129,7 @@ func New(cfg Config, st *store.Store, drv runtime.Driver, logger *slog.Logger, h
 		vols:     map[string]bool{},
 		jobs:     map[string]bool{},
 		syncing:  map[string]bool{},
+		ooms:     map[string]bool{},
 		dirty:    map[string]bool{},
 		timers:   map[string]*time.Timer{},
 	}
@@ -363,6 +365,7 @@ func (a *Agent) forgetGone(ctx context.Context, desired map[string]api.Task) {
 		if _, ok := desired[id]; !ok {
 			gone = append(gone, id)
 			delete(a.local, id)
+			delete(a.ooms, id)
 		}
 	}
 	a.mu.Unlock()

@@ -119,7 +119,23 @@ func (a *Agent) onEngineEvent(e runtime.Event) {
 		return
 	}
 	switch e.Action {
-	case runtime.EventDie, runtime.EventDestroy, runtime.EventOOM, runtime.EventHealth, runtime.EventStart:
+	case runtime.EventOOM:
+		// The engine may report a container's exit before its OOM kill
+		// (and then never set OOMKilled): remember it for the task.
+		a.mu.Lock()
+		a.ooms[id] = true
+		a.mu.Unlock()
+		a.kickTask(id)
+	case runtime.EventDie, runtime.EventDestroy, runtime.EventHealth, runtime.EventStart:
 		a.kickTask(id)
 	}
+}
+
+// takeOOM reports, once, whether an OOM kill of the task was seen.
+func (a *Agent) takeOOM(task string) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	seen := a.ooms[task]
+	delete(a.ooms, task)
+	return seen
 }

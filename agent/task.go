@@ -104,6 +104,12 @@ func (a *Agent) syncTask(ctx context.Context, t api.Task, cs []runtime.Container
 				a.afterFunc(t.ID, probeInterval)
 			}
 		}
+		if st.restart.Restarts > 0 && !st.status.OOMKilled && a.takeOOM(t.ID) {
+			// The OOM kill was reported after the exit was judged.
+			st.status.OOMKilled = true
+			st.status.Reason = exitReason(exitInfo{OOMKilled: true})
+			a.event(ctx, t, "task.oom", st.status.Reason)
+		}
 		// The last exit stays visible while the task runs again, so
 		// berth ps shows why it was restarted.
 		reason := ""
@@ -156,16 +162,16 @@ func (a *Agent) handleExit(ctx context.Context, t api.Task, spec *api.ServiceSpe
 		(st.status.State == api.StateExited || st.status.State == api.StateFailed) {
 		return // this exit was already judged final
 	}
-	exit := exitInfo{Code: c.ExitCode, OOMKilled: c.OOMKilled, Unhealthy: st.unhealthyStop,
+	exit := exitInfo{Code: c.ExitCode, OOMKilled: c.OOMKilled || a.takeOOM(t.ID), Unhealthy: st.unhealthyStop,
 		StartedAt: c.StartedAt, FinishedAt: c.FinishedAt}
 	st.unhealthyStop = false
 	d := decideRestart(spec.Restart, st.restart, exit, now)
 	st.restart = d.Next
 	s := api.TaskStatus{ContainerID: c.ID, State: d.State, Reason: d.Reason, ExitCode: c.ExitCode,
-		OOMKilled: c.OOMKilled, StartedAt: c.StartedAt}
+		OOMKilled: exit.OOMKilled, StartedAt: c.StartedAt}
 	evType := "task.exited"
 	switch {
-	case c.OOMKilled:
+	case exit.OOMKilled:
 		evType = "task.oom"
 	case d.State == api.StateCrashLoop:
 		evType = "task.crashloop"
@@ -178,7 +184,7 @@ func (a *Agent) handleExit(ctx context.Context, t api.Task, spec *api.ServiceSpe
 		return
 	}
 	if !d.At.After(now) {
-		st.status.Reason, st.status.ExitCode, st.status.OOMKilled = d.Reason, c.ExitCode, c.OOMKilled
+		st.status.Reason, st.status.ExitCode, st.status.OOMKilled = d.Reason, c.ExitCode, exit.OOMKilled
 		a.start(ctx, t, c.ID, st, true)
 		return
 	}
