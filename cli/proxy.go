@@ -6,7 +6,6 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
-	"time"
 
 	"github.com/berth-dev/berth/daemon"
 	"github.com/spf13/cobra"
@@ -14,8 +13,8 @@ import (
 
 func newProxyCmd(g *globals) *cobra.Command {
 	var o struct {
-		dataDir, httpAddr, publish, logLevel string
-		drain                                time.Duration
+		dataDir, logLevel string
+		ingress           ingressFlags
 	}
 	c := &cobra.Command{
 		Use:   "proxy",
@@ -30,23 +29,17 @@ upgraded, so none of those cuts traffic. Stop it with SIGTERM (kill $(cat DATA_D
 			if err := lvl.UnmarshalText([]byte(o.logLevel)); err != nil {
 				return fmt.Errorf("%w: --log-level %q: use debug, info, warn or error", errUsage, o.logLevel)
 			}
-			httpAddr := o.httpAddr
-			if httpAddr == "off" {
-				httpAddr = ""
-			}
 			ctx, stop := signal.NotifyContext(c.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			return daemon.Proxy(ctx, daemon.ProxyConfig{
-				DataDir: o.dataDir, HTTPAddr: httpAddr, PublishHost: o.publish, DrainTimeout: o.drain,
+				DataDir: o.dataDir, IngressConfig: o.ingress.config(),
 				Logger: slog.New(slog.NewTextHandler(g.stderr, &slog.HandlerOptions{Level: lvl})),
 			})
 		},
 	}
 	f := c.Flags()
 	f.StringVar(&o.dataDir, "data-dir", daemon.DefaultDataDir(), "berth's data directory (the control socket and pid file live there)")
-	f.StringVar(&o.httpAddr, "http-addr", ":80", "HTTP listener for x-berth.routes (host:port, or off)")
-	f.StringVar(&o.publish, "publish-host", "0.0.0.0", "address that published ports listen on")
-	f.DurationVar(&o.drain, "drain-timeout", 30*time.Second, "how long a stopping task's requests may take to finish")
+	o.ingress.add(f)
 	f.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	return c
 }

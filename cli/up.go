@@ -6,7 +6,6 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
-	"time"
 
 	"github.com/berth-dev/berth/agent"
 	"github.com/berth-dev/berth/daemon"
@@ -22,9 +21,7 @@ type upOptions struct {
 	pids       int64
 	cpuShares  int64
 	logLevel   string
-	httpAddr   string
-	publish    string
-	drain      time.Duration
+	ingress    ingressFlags
 	proxy      string
 }
 
@@ -63,15 +60,10 @@ next 'berth up' adopts them.`,
 			logger := slog.New(slog.NewTextHandler(g.stderr, &slog.HandlerOptions{Level: lvl}))
 			ctx, stop := signal.NotifyContext(c.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			httpAddr := o.httpAddr
-			if httpAddr == "off" {
-				httpAddr = ""
-			}
 			return daemon.Up(ctx, daemon.Config{
 				DataDir: o.dataDir, DockerHost: o.dockerHost, NodeName: o.nodeName,
 				Defaults: d, Version: Version, Commit: Commit, Logger: logger,
-				HTTPAddr: httpAddr, PublishHost: o.publish, DrainTimeout: o.drain,
-				ProxyProcess: o.proxy == "process",
+				Ingress: o.ingress.config(), ProxyProcess: o.proxy == "process",
 			})
 		},
 	}
@@ -83,9 +75,7 @@ next 'berth up' adopts them.`,
 	f.Int64Var(&o.pids, "default-pids", 0, "process limit for containers that set none (default 512)")
 	f.Int64Var(&o.cpuShares, "default-cpu-shares", 0, "CPU shares for containers that set none (default 512)")
 	f.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn, error")
-	f.StringVar(&o.httpAddr, "http-addr", ":80", "ingress HTTP listener for x-berth.routes (host:port, or off)")
-	f.StringVar(&o.publish, "publish-host", "0.0.0.0", "address that Compose published ports listen on")
-	f.DurationVar(&o.drain, "drain-timeout", 30*time.Second, "how long a stopping task's requests may take to finish")
+	o.ingress.add(f)
 	f.StringVar(&o.proxy, "proxy", "process", "run the ingress as its own process that outlives berth up (process), or inside berth up (inline)")
 	return c
 }

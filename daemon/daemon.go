@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"runtime/debug"
@@ -38,13 +37,8 @@ type Config struct {
 	// NodeName defaults to the host name.
 	NodeName string
 	Defaults agent.Defaults
-	// HTTPAddr is the ingress's HTTP listener for x-berth.routes
-	// (host:port; empty: no HTTP listener).
-	HTTPAddr string
-	// PublishHost is the address published ports listen on (default 0.0.0.0).
-	PublishHost string
-	// DrainTimeout bounds how long a stopping task's traffic may take to finish.
-	DrainTimeout time.Duration
+	// Ingress is what the ingress listens on.
+	Ingress IngressConfig
 	// ProxyProcess runs the ingress as its own process (berth proxy), which
 	// outlives berth up; otherwise it runs inside this process.
 	ProxyProcess bool
@@ -173,16 +167,11 @@ func startIngress(ctx context.Context, cfg Config, log *slog.Logger) (agent.Hook
 		if err != nil {
 			return nil, "", nil, nil, err
 		}
-		httpAddr := cfg.HTTPAddr
-		if httpAddr == "" {
-			httpAddr = "off"
-		}
 		sup := &ingress.Supervisor{
 			Remote: ingress.NewRemote(ProxySocket(cfg.DataDir), ilog),
-			Args: []string{exe, "proxy", "--data-dir", cfg.DataDir, "--http-addr", httpAddr,
-				"--publish-host", cfg.PublishHost, "--drain-timeout", cfg.DrainTimeout.String()},
-			Dir: cfg.DataDir,
-			Log: ilog,
+			Args:   append([]string{exe, "proxy", "--data-dir", cfg.DataDir}, cfg.Ingress.args()...),
+			Dir:    cfg.DataDir,
+			Log:    ilog,
 		}
 		st, err := sup.Ensure(ctx)
 		if err != nil {
@@ -192,19 +181,14 @@ func startIngress(ctx context.Context, cfg Config, log *slog.Logger) (agent.Hook
 		return sup.Remote, st.HTTPAddr, parts, func() {}, nil
 	}
 	proxy := ingress.New(ingress.Options{Logger: ilog})
-	ctl := ingress.NewController(proxy, ingress.ControllerOptions{BindHost: cfg.PublishHost, DrainTimeout: cfg.DrainTimeout, Logger: ilog})
-	addr := ""
-	if cfg.HTTPAddr != "" {
-		ln, err := net.Listen("tcp", cfg.HTTPAddr)
-		if err != nil {
-			ctl.Close()
-			return nil, "", nil, nil, fmt.Errorf("ingress HTTP listener on %s: %w (choose another with --http-addr, or --http-addr off)", cfg.HTTPAddr, err)
-		}
-		addr = ln.Addr().String()
-		parts["ingress"] = func(ctx context.Context) error {
-			hs := &http.Server{Handler: proxy, ReadHeaderTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute}
-			return server.ServeHTTP(ctx, ln, hs, 10*time.Second)
-		}
+	ctl := ingress.NewController(proxy, ingress.ControllerOptions{BindHost: cfg.Ingress.PublishHost, DrainTimeout: cfg.Ingress.DrainTimeout, Logger: ilog})
+	listeners, addr, err := listenIngress(cfg.Ingress, proxy)
+	if err != nil {
+		ctl.Close()
+		return nil, "", nil, nil, err
+	}
+	for name, f := range listeners {
+		parts["ingress-"+name] = f
 	}
 	return ctl, addr, parts, func() { ctl.Close() }, nil
 }

@@ -2,9 +2,7 @@ package daemon
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -17,11 +15,9 @@ import (
 
 // ProxyConfig configures `berth proxy`, the ingress as its own process.
 type ProxyConfig struct {
-	DataDir      string
-	HTTPAddr     string // empty: no HTTP listener
-	PublishHost  string
-	DrainTimeout time.Duration
-	Logger       *slog.Logger
+	DataDir string
+	IngressConfig
+	Logger *slog.Logger
 }
 
 // ProxySocket is the control socket of a data directory's proxy process.
@@ -47,18 +43,9 @@ func Proxy(ctx context.Context, cfg ProxyConfig) error {
 	ctl := ingress.NewController(p, ingress.ControllerOptions{BindHost: cfg.PublishHost, DrainTimeout: cfg.DrainTimeout, Logger: log})
 	defer ctl.Close()
 
-	parts := map[string]func(context.Context) error{}
-	httpAddr := ""
-	if cfg.HTTPAddr != "" {
-		ln, err := net.Listen("tcp", cfg.HTTPAddr)
-		if err != nil {
-			return fmt.Errorf("ingress HTTP listener on %s: %w (choose another with --http-addr, or --http-addr off)", cfg.HTTPAddr, err)
-		}
-		httpAddr = ln.Addr().String()
-		parts["http"] = func(ctx context.Context) error {
-			hs := &http.Server{Handler: p, ReadHeaderTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute}
-			return server.ServeHTTP(ctx, ln, hs, 10*time.Second)
-		}
+	parts, httpAddr, err := listenIngress(cfg.IngressConfig, p)
+	if err != nil {
+		return err
 	}
 	ctlLn, err := listenUnix(ProxySocket(cfg.DataDir))
 	if err != nil {

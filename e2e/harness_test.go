@@ -30,18 +30,19 @@ type berth struct {
 	cmd     *exec.Cmd
 	logs    *bytes.Buffer
 	exited  chan struct{}
+	extra   []string
 }
 
 // startBerth starts `berth up` in a fresh data directory. Everything the
 // cluster created is removed when the test ends, pass or fail.
-func startBerth(t *testing.T) *berth {
+func startBerth(t *testing.T, extraArgs ...string) *berth {
 	t.Helper()
 	// Unix socket paths are limited to 108 bytes; keep the dir short.
 	dir, err := os.MkdirTemp("", "be2e")
 	if err != nil {
 		t.Fatal(err)
 	}
-	b := &berth{t: t, dir: dir}
+	b := &berth{t: t, dir: dir, extra: extraArgs}
 	b.start()
 	id, err := os.ReadFile(filepath.Join(dir, "cluster-id"))
 	if err != nil {
@@ -64,8 +65,9 @@ func (b *berth) start() {
 	b.t.Helper()
 	b.mu.Lock()
 	b.logs = &bytes.Buffer{}
-	cmd := exec.Command(berthBin, "up", "--data-dir", b.dir, "--log-level", "debug",
-		"--http-addr", "127.0.0.1:0", "--publish-host", "127.0.0.1", "--drain-timeout", "10s")
+	args := []string{"up", "--data-dir", b.dir, "--log-level", "debug",
+		"--http-addr", "127.0.0.1:0", "--publish-host", "127.0.0.1", "--drain-timeout", "10s"}
+	cmd := exec.Command(berthBin, append(args, b.extra...)...)
 	cmd.Stdout = syncWriter{&b.mu, b.logs}
 	cmd.Stderr = syncWriter{&b.mu, b.logs}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
