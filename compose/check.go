@@ -9,6 +9,8 @@ import (
 
 	"github.com/compose-spec/compose-go/v2/types"
 	"gopkg.in/yaml.v3"
+
+	"github.com/berth-dev/berth/api"
 )
 
 // finding is one key a rule does not simply honour.
@@ -17,6 +19,9 @@ type finding struct {
 	path    string
 	verdict verdict
 	msg     string
+	// preempt: compose-go would refuse this too, less helpfully (an
+	// unknown key, a bad service name), so stop before calling it.
+	preempt bool
 }
 
 func (f finding) String() string {
@@ -28,7 +33,7 @@ func (f finding) String() string {
 
 // checkBudget bounds the nodes one file's check visits: YAML merge keys
 // can make a small file expand to an exponential tree.
-const checkBudget = 200_000
+const checkBudget = maxExpandedNodes
 
 // checkKeys walks the keys written in every file against the rules. It
 // runs before compose-go, so unknown keys get a did-you-mean and a
@@ -52,6 +57,11 @@ func (c *checker) add(k *yaml.Node, path string, v verdict, msg string) {
 	*c.out = append(*c.out, finding{pos: Pos{File: c.file, Line: k.Line, Col: k.Column}, path: path, verdict: v, msg: msg})
 }
 
+func (c *checker) preempt(k *yaml.Node, path, msg string) {
+	c.add(k, path, rejected, msg)
+	(*c.out)[len(*c.out)-1].preempt = true
+}
+
 // mapping checks the keys of a mapping node against rules.
 func (c *checker) mapping(n *yaml.Node, path string, rules map[string]rule) {
 	n = deref(n)
@@ -71,7 +81,9 @@ func (c *checker) mapping(n *yaml.Node, path string, rules map[string]rule) {
 		case !known && strings.HasPrefix(key, "x-"):
 			// Other extensions are allowed and ignored, as Compose does.
 		case !known:
-			c.add(k, p, rejected, unknownKey(path, key, rules))
+			c.preempt(k, p, unknownKey(path, key, rules))
+		case r.legacy:
+			c.preempt(k, p, p+": "+r.why)
 		case r.verdict == rejected:
 			if !isDefault(v) {
 				c.add(k, p, rejected, p+": "+r.why)
@@ -111,6 +123,12 @@ func (c *checker) entries(n *yaml.Node, path string, rules map[string]rule) {
 			if k.Tag == "!!merge" {
 				continue // merged entries are checked where they are written
 			}
+			if what, named := namedEntries[path]; named {
+				if err := api.ValidateName(what, k.Value); err != nil {
+					c.preempt(k, join(path, k.Value), path+": "+trimKind(err)+"; rename it")
+					continue
+				}
+			}
 			c.mapping(n.Content[i+1], join(path, k.Value), rules)
 		}
 	case yaml.SequenceNode:
@@ -118,6 +136,13 @@ func (c *checker) entries(n *yaml.Node, path string, rules map[string]rule) {
 			c.mapping(item, join(path, strconv.Itoa(i)), rules)
 		}
 	}
+}
+
+// namedEntries are the top-level collections whose keys become names of
+// berth objects (engine objects, etcd keys, file names).
+var namedEntries = map[string]string{
+	"services": "service name", "networks": "network name", "volumes": "volume name",
+	"secrets": "secret name", "configs": "config name",
 }
 
 func unknownKey(path, key string, rules map[string]rule) string {
@@ -134,6 +159,21 @@ func unknownKey(path, key string, rules map[string]rule) string {
 		msg += "; valid keys: " + strings.Join(sortedKeys(rules), ", ")
 	}
 	return msg
+}
+
+// active drops the findings about services that a profile disabled:
+// berth does not run them, so what they say does not matter. A file with
+// a privileged debug service can still be deployed without that profile.
+func active(found []finding, disabled types.Services) []finding {
+	var out []finding
+	for _, f := range found {
+		name, _, _ := strings.Cut(strings.TrimPrefix(f.path, "services."), ".")
+		if _, off := disabled[name]; off && strings.HasPrefix(f.path, "services.") && !f.preempt {
+			continue
+		}
+		out = append(out, f)
+	}
+	return out
 }
 
 func deref(n *yaml.Node) *yaml.Node {

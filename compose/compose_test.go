@@ -12,6 +12,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/compose-spec/compose-go/v2/schema"
 	"github.com/compose-spec/compose-go/v2/types"
 
 	"github.com/berth-dev/berth/api"
@@ -89,6 +90,7 @@ type errorCase struct {
 	desc     string
 	doc      string
 	override string // a second file, override.yaml, when set
+	profiles []string
 	want     []string
 }
 
@@ -126,6 +128,8 @@ func TestErrors(t *testing.T) {
 			want: []string{`compose.yaml:4:5: services.web.secrets: secret "pw" is not declared; add it under the top-level secrets:`}},
 		{desc: "privileged", doc: svc + "    privileged: true\n",
 			want: []string{"compose.yaml:4:5: services.web.privileged: privileged containers can take over the host", "cap_add"}},
+		{desc: "legacy key the schema refuses", doc: svc + "    log_driver: syslog\n",
+			want: []string{"compose.yaml:4:5: services.web.log_driver: log_driver is not part of the Compose specification; remove it"}},
 		{desc: "host pid", doc: svc + "    pid: host\n",
 			want: []string{"compose.yaml:4:5: services.web.pid: sharing the host's"}},
 		{desc: "host ipc", doc: svc + "    ipc: host\n", want: []string{"compose.yaml:4:5: services.web.ipc"}},
@@ -152,7 +156,11 @@ func TestErrors(t *testing.T) {
 		{desc: "global mode", doc: svc + "    deploy:\n      mode: global\n",
 			want: []string{`compose.yaml:5:7: services.web.deploy.mode: mode "global" is not supported yet`}},
 		{desc: "invalid service name", doc: "services:\n  Web_Bad:\n    image: x\n",
-			want: []string{"compose.yaml:2:3: services.Web_Bad: service name", "rename the service"}},
+			want: []string{`compose.yaml:2:3: services: service name "Web_Bad" may only contain lowercase letters`, "rename it"}},
+		{desc: "service name that climbs out", doc: "services:\n  ../x:\n    image: x\n",
+			want: []string{`compose.yaml:2:3: services: service name "../x" may only contain`}},
+		{desc: "volume name with a slash", doc: svc + "volumes:\n  a/b: {}\n",
+			want: []string{`compose.yaml:5:3: volumes: volume name "a/b" may only contain`}},
 		{desc: "cap_add ALL", doc: svc + "    cap_add: [ALL]\n",
 			want: []string{"compose.yaml:4:5: services.web.cap_add: cap_add ALL"}},
 		{desc: "seccomp unconfined", doc: svc + "    security_opt: [\"seccomp=unconfined\"]\n",
@@ -187,7 +195,22 @@ func TestErrors(t *testing.T) {
 			want: []string{"2 problems:\n  ", "compose.yaml:4:5: services.web.privileged", "\n  ", "compose.yaml:5:5: services.web.pid"}},
 		{desc: "jobs", doc: svc + "jobs:\n  j:\n    image: x\n",
 			want: []string{"compose.yaml:4:1: jobs: top-level jobs are not supported; use a service with x-berth.schedule"}},
-		{desc: "no services", doc: "name: x\n", want: []string{"no services"}},
+		{desc: "no services", doc: "name: x\n", want: []string{"compose.yaml:1:1: services: no services to deploy; add a services: section"}},
+		{desc: "privileged in an active profile", doc: svc + "  debug:\n    image: d\n    profiles: [debug]\n    privileged: true\n", profiles: []string{"debug"},
+			want: []string{"compose.yaml:7:5: services.debug.privileged: privileged containers"}},
+		{desc: "unknown key in an inactive profile", doc: svc + "  debug:\n    image: d\n    profiles: [debug]\n    privileeged: true\n",
+			want: []string{`compose.yaml:7:5: services.debug: unknown key "privileeged" (did you mean "privileged"?)`}},
+		{desc: "only inactive profiles", doc: "services:\n  web:\n    image: x\n    profiles: [dev]\n",
+			want: []string{"compose.yaml:1:1: services: no services to deploy: all 1 are in profiles that are not active; pass --profile NAME"}},
+		{desc: "alias cycle through a merge key", doc: "services:\n  web: &d\n    <<: *d\n    image: x\n",
+			want: []string{"compose.yaml:3:9: alias *d refers to a node that contains it"}},
+		{desc: "alias explosion", doc: "x-a: &a [x, x, x, x, x, x, x, x, x, x]\nx-b: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]\n" +
+			"x-c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b]\nx-d: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c, *c]\nx-e: &e [*d, *d, *d, *d, *d]\n" + svc,
+			want: []string{"compose.yaml: the file expands to more than 50000 YAML nodes"}},
+		{desc: "secret file missing", doc: svc + "secrets:\n  pw:\n    file: ./nope.txt\n",
+			want: []string{"compose.yaml:6:5: secrets.pw.file: stat ", "nope.txt: no such file or directory; fix the path"}},
+		{desc: "reservation devices", doc: svc + "    deploy:\n      resources:\n        reservations:\n          devices: [{capabilities: [gpu]}]\n",
+			want: []string{"compose.yaml:7:11: services.web.deploy.resources.reservations.devices: device reservations (GPUs) are not supported"}},
 		{desc: "config environment unset", doc: svc + "configs:\n  c:\n    environment: NOT_SET_IN_TEST\n",
 			want: []string{"compose.yaml:6:5: configs.c.environment: environment variable NOT_SET_IN_TEST is not set"}},
 		{desc: "external volume renamed", doc: svc + "volumes:\n  d:\n    external: true\n    name: prod-data\n",
@@ -216,7 +239,7 @@ func loadError(t *testing.T, tc errorCase) string {
 	if tc.override != "" {
 		files = append(files, writeFile(t, dir, "override.yaml", tc.override))
 	}
-	_, err := Load(context.Background(), Options{Files: files, StackName: "t"})
+	_, err := Load(context.Background(), Options{Files: files, StackName: "t", Profiles: tc.profiles})
 	if err == nil {
 		t.Fatal("Load succeeded")
 	}
@@ -275,7 +298,7 @@ func TestExtendsIsJudged(t *testing.T) {
 	}
 	msg := strings.ReplaceAll(err.Error(), dir+"/", "")
 	for _, want := range []string{
-		"compose.yaml:2:3: services.web.privileged: privileged containers", "(it comes from extends: or include:)",
+		"compose.yaml:2:3: services.web.privileged: privileged containers", "(it comes from extends:)",
 		`services.web.x-berth: unknown key "shedule"`,
 	} {
 		if !strings.Contains(msg, want) {
@@ -364,6 +387,55 @@ func TestRulesCoverComposeGo(t *testing.T) {
 	}
 }
 
+// TestRulesFollowTheSchema checks the rules against the schema
+// compose-go validates with: every key it allows has a rule that is not
+// legacy, and every key of the model it refuses has a legacy rule, which
+// berth refuses first with a clearer message than the schema's.
+func TestRulesFollowTheSchema(t *testing.T) {
+	t.Parallel()
+	var doc struct {
+		Defs map[string]struct {
+			Properties map[string]any `json:"properties"`
+		} `json:"$defs"`
+	}
+	if err := json.Unmarshal([]byte(schema.Schema), &doc); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		defs  []string
+		rules map[string]rule
+		typ   reflect.Type
+	}{
+		{[]string{"service", "container_spec", "workload_spec"}, serviceRules, reflect.TypeOf(types.ServiceConfig{})},
+		{[]string{"deployment"}, deployRules, reflect.TypeOf(types.DeployConfig{})},
+		{[]string{"healthcheck"}, healthRules, reflect.TypeOf(types.HealthCheckConfig{})},
+		{[]string{"network"}, networkRules, reflect.TypeOf(types.NetworkConfig{})},
+		{[]string{"volume"}, volumeRules, reflect.TypeOf(types.VolumeConfig{})},
+		{[]string{"secret"}, secretRules, reflect.TypeOf(types.SecretConfig{})},
+		{[]string{"config"}, configRules, reflect.TypeOf(types.ConfigObjConfig{})},
+	} {
+		allowed := map[string]bool{}
+		for _, def := range tc.defs {
+			for k := range doc.Defs[def].Properties {
+				allowed[k] = true
+			}
+		}
+		if len(allowed) < 4 {
+			t.Errorf("found only %d keys for %v in compose-go's schema: has its layout changed?", len(allowed), tc.defs)
+		}
+		for k := range allowed {
+			if r, ok := tc.rules[k]; !ok || r.legacy {
+				t.Errorf("%s.%s is in the schema: give it a rule that is not legacy", tc.defs[0], k)
+			}
+		}
+		for _, f := range yamlFields(tc.typ) {
+			if !allowed[f.key] && f.key != "name" && !tc.rules[f.key].legacy {
+				t.Errorf("%s.%s is in compose-go's model but not its schema: make its rule legacy", tc.defs[0], f.key)
+			}
+		}
+	}
+}
+
 func coverType(t *testing.T, where string, typ reflect.Type, rules map[string]rule, seen map[reflect.Type]bool) {
 	t.Helper()
 	if seen[typ] {
@@ -431,6 +503,7 @@ func FuzzLoad(f *testing.F) {
 	f.Add([]byte("services: {web: {image: x, deploy: {replicas: -1}}}"))
 	f.Add([]byte("a: &a [*a]"))
 	f.Add([]byte("x-d: &d {image: x}\nservices: {web: {<<: *d, privileged: true}}"))
+	f.Add([]byte("services:\n  web: &d\n    <<: *d\n    image: x\n"))
 	f.Fuzz(func(t *testing.T, doc []byte) {
 		dir := t.TempDir()
 		path := filepath.Join(dir, "compose.yaml")

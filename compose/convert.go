@@ -22,6 +22,11 @@ type converter struct {
 
 func (c *converter) add(path string, v verdict, format string, args ...any) {
 	msg := path + ": " + fmt.Sprintf(format, args...)
+	if len(c.ps.files) > 0 && !strings.Contains(c.ps.written(path), ".") && path != "services" {
+		// Neither the key nor the object it belongs to is written in the
+		// named files: the position alone would mislead.
+		msg += " (it comes from include:)"
+	}
 	c.findings = append(c.findings, finding{pos: c.ps.at(path), path: path, verdict: v, msg: msg})
 }
 
@@ -57,10 +62,15 @@ func (c *converter) convert(p *types.Project, opts Options) *api.Stack {
 	c.topExtension(p)
 	c.networks(st, p)
 	c.volumes(st, p)
-	for name, s := range p.Secrets {
-		st.Secrets[name] = api.SecretSource{File: s.File, Environment: s.Environment}
-	}
+	c.secrets(st, p)
 	c.configs(st, p)
+	if len(p.Services) == 0 {
+		msg := "no services to deploy; add a services: section with at least one service"
+		if n := len(p.DisabledServices); n > 0 {
+			msg = fmt.Sprintf("no services to deploy: all %d are in profiles that are not active; pass --profile NAME", n)
+		}
+		c.problem("services", "%s", msg)
+	}
 	published := map[string]string{}
 	for _, name := range sortedKeys(p.Services) {
 		svc := p.Services[name]
@@ -125,9 +135,34 @@ func (c *converter) volumes(st *api.Stack, p *types.Project) {
 	}
 }
 
+// maxSecretSize bounds a secret file, like the engine's 500KiB.
+const maxSecretSize = 500 << 10
+
+func (c *converter) secrets(st *api.Stack, p *types.Project) {
+	for _, name := range sortedKeys(p.Secrets) {
+		s, path := p.Secrets[name], "secrets."+name
+		if err := api.ValidateName("secret name", name); err != nil {
+			c.problem(path, "%s", trimKind(err))
+		}
+		switch {
+		case s.File != "":
+			// Checked now so that a deploy does not fail half-way on it.
+			if err := checkFile(s.File, maxSecretSize); err != nil {
+				c.problem(path+".file", "%v", err)
+			}
+		case s.Environment == "":
+			c.problem(path, "give file: or environment: for the secret's value")
+		}
+		st.Secrets[name] = api.SecretSource{File: s.File, Environment: s.Environment}
+	}
+}
+
 func (c *converter) configs(st *api.Stack, p *types.Project) {
 	for _, name := range sortedKeys(p.Configs) {
 		cf, path := p.Configs[name], "configs."+name
+		if err := api.ValidateName("config name", name); err != nil {
+			c.problem(path, "%s", trimKind(err))
+		}
 		src := api.ConfigSource{File: cf.File, Content: cf.Content}
 		switch {
 		case cf.Environment != "" && cf.Content == "":
@@ -146,17 +181,25 @@ func (c *converter) configs(st *api.Stack, p *types.Project) {
 	}
 }
 
-// readLimited reads a file the Compose file names, refusing large ones
-// without reading them whole.
-func readLimited(path string, limit int64) ([]byte, error) {
+// checkFile checks a file the Compose file names before a deploy needs
+// it: it exists, is a regular file (not a FIFO that would block) and is
+// not too large.
+func checkFile(path string, limit int64) error {
 	fi, err := os.Stat(path)
 	switch {
 	case err != nil:
-		return nil, fmt.Errorf("%w; fix the path (it is relative to the Compose file)", err)
+		return fmt.Errorf("%w; fix the path (it is relative to the Compose file)", err)
 	case !fi.Mode().IsRegular():
-		return nil, fmt.Errorf("%s is not a regular file", path)
+		return fmt.Errorf("%s is not a regular file", path)
 	case fi.Size() > limit:
-		return nil, fmt.Errorf("%s is %d bytes; the limit is %d", path, fi.Size(), limit)
+		return fmt.Errorf("%s is %d bytes; the limit is %d", path, fi.Size(), limit)
+	}
+	return nil
+}
+
+func readLimited(path string, limit int64) ([]byte, error) {
+	if err := checkFile(path, limit); err != nil {
+		return nil, err
 	}
 	return os.ReadFile(path)
 }

@@ -56,14 +56,19 @@ func Load(ctx context.Context, opts Options) (st *api.Stack, err error) {
 		return nil, err
 	}
 	found := checkKeys(ps)
-	if problems := only(found, rejected); len(problems) > 0 {
-		return nil, invalid(ps, problems)
+	for _, f := range found {
+		if f.preempt {
+			// compose-go's schema would refuse the file with a vaguer
+			// message; say all that is wrong with the keys instead.
+			return nil, invalid(ps, only(found, rejected))
+		}
 	}
 	unset := &unsetVars{names: map[string]bool{}}
 	project, err := loadProject(ctx, opts, cli.WithLoadOptions(unset.option))
 	if err != nil {
-		return nil, invalid(ps, composeProblems(ps, err))
+		return nil, invalid(ps, append(only(found, rejected), composeProblems(ps, err)...))
 	}
+	found = active(found, project.DisabledServices)
 	return convert(ps, project, opts, append(found, unset.warnings(ps)...))
 }
 
@@ -84,10 +89,10 @@ func convert(ps *positions, project *types.Project, opts Options, found []findin
 			return
 		}
 		why := r.why
-		// Set in the model but written in no named file, nor under a key
-		// that is: it came from a file the user did not name.
-		if len(ps.files) > 0 && strings.Count(ps.written(path), ".") < 2 {
-			why += " (it comes from extends: or include:)"
+		// Set in the model, written in no named file, and its object is
+		// written there: it came from the file an extends: names.
+		if w := ps.written(path); len(ps.files) > 0 && strings.Count(w, ".") == 1 && strings.HasPrefix(w, "services.") {
+			why += " (it comes from extends:)"
 		}
 		c.add(path, r.verdict, "%s", why)
 	})
@@ -234,8 +239,8 @@ var rewrites = []struct {
 }{
 	{regexp.MustCompile(`: invalid compose project$`), ""},
 	{regexp.MustCompile(`\[([A-Za-z0-9_.\-]+)\]`), ".$1"}, // services[web].x
-	{regexp.MustCompile(`\.\.+`), "."},
-	{regexp.MustCompile(`^'([^']+)' `), "$1: "}, // the decoder's 'path' message
+	{regexp.MustCompile(`\.\.(\d)`), ".$1"},               // services.web.environment..0
+	{regexp.MustCompile(`^'([^']+)' `), "$1: "},           // the decoder's 'path' message
 	{regexp.MustCompile(`^error while interpolating ([^:]+): failed to cast to expected type: strconv\.(?:Atoi|ParseInt|ParseUint): parsing "(.*)": invalid syntax$`), `$1: "$2" is not a whole number`},
 	{regexp.MustCompile(`^error while interpolating ([^:]+): failed to cast to expected type: strconv\.ParseFloat: parsing "(.*)": invalid syntax$`), `$1: "$2" is not a number`},
 	{regexp.MustCompile(`^error while interpolating ([^:]+): failed to cast to expected type: strconv\.ParseBool: parsing "(.*)": invalid syntax$`), `$1: "$2" is not true or false`},

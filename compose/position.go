@@ -72,6 +72,9 @@ func parseFiles(files []string) (*positions, error) {
 		if len(doc.Content) == 0 {
 			return nil, fmt.Errorf("%w: %s: the file is empty; a Compose file needs at least a services: section", api.ErrInvalid, f)
 		}
+		if err := checkAliases(f, &doc); err != nil {
+			return nil, err
+		}
 		root := doc.Content[0]
 		if root.Kind != yaml.MappingNode {
 			return nil, fmt.Errorf("%w: %s:%d:%d: the top level must be a mapping with a services: section", api.ErrInvalid, f, root.Line, root.Column)

@@ -32,6 +32,9 @@ type rule struct {
 	// filled: compose-go fills this key in itself, so only a key written
 	// in a file can be judged, not a value in the loaded model.
 	filled bool
+	// legacy: compose-go's model has the key but its schema refuses it,
+	// with a cryptic message; berth refuses it first, saying what to use.
+	legacy bool
 }
 
 // A rejected key set to its default (false, 0, "") is harmless and
@@ -45,12 +48,21 @@ func warn(why string) rule          { return rule{verdict: warned, why: why} }
 func reject(why string) rule        { return rule{verdict: rejected, why: why} }
 func (r rule) filledIn() rule       { r.filled = true; return r }
 func checked() rule                 { return rule{verdict: honoured} } // the value is checked in convert.go
+func legacy(why string) rule        { return rule{verdict: rejected, why: why, legacy: true} }
 
-var resourceRules = map[string]rule{
+var limitRules = map[string]rule{
 	"cpus":              ok(),
 	"memory":            ok(),
 	"pids":              ok(),
-	"devices":           reject("device reservations are not supported by berth; remove devices:"),
+	"devices":           reject("devices are not supported by berth; remove devices:"),
+	"generic_resources": reject("generic resources are not supported by berth; remove generic_resources:"),
+}
+
+var reservationRules = map[string]rule{
+	"cpus":              ok(),
+	"memory":            ok(),
+	"pids":              warn("reservations.pids is ignored: berth limits pids (limits.pids), it does not reserve them"),
+	"devices":           reject("device reservations (GPUs) are not supported by berth; remove devices:"),
 	"generic_resources": reject("generic resources are not supported by berth; remove generic_resources:"),
 }
 
@@ -59,8 +71,8 @@ var deployRules = map[string]rule{
 	"replicas": ok(),
 	"labels":   ok(),
 	"resources": okSub(map[string]rule{
-		"limits":       okSub(resourceRules),
-		"reservations": okSub(resourceRules),
+		"limits":       okSub(limitRules),
+		"reservations": okSub(reservationRules),
 	}),
 	"restart_policy": okSub(map[string]rule{"condition": ok(), "delay": ok(), "max_attempts": ok(), "window": ok()}),
 	"placement": okSub(map[string]rule{
@@ -193,8 +205,8 @@ var serviceRules = map[string]rule{
 	"links":              warn("links are ignored: services resolve each other by name on the stack network"),
 	"external_links":     warn("external_links are ignored: stacks are isolated from each other"),
 	"logging":            warn("logging is ignored: berth manages logs (capped json-file, berth logs)"),
-	"log_driver":         warn("log_driver is ignored: berth manages logs (capped json-file, berth logs)"),
-	"log_opt":            warn("log_opt is ignored: berth manages logs (capped json-file, berth logs)"),
+	"log_driver":         legacy("log_driver is not part of the Compose specification; remove it (berth manages logs, and ignores logging: too)"),
+	"log_opt":            legacy("log_opt is not part of the Compose specification; remove it (berth manages logs, and ignores logging: too)"),
 	"dns":                warn("dns is ignored: containers use the engine's resolver for service discovery"),
 	"dns_opt":            warn("dns_opt is ignored: containers use the engine's resolver for service discovery"),
 	"dns_search":         warn("dns_search is ignored: containers use the engine's resolver for service discovery"),
@@ -241,16 +253,16 @@ var serviceRules = map[string]rule{
 	"group_add":           reject("group_add is not supported yet; set user: UID:GID"),
 	"credential_spec":     reject("credential_spec is a Windows setting; remove it"),
 	"storage_opt":         reject("storage_opt is not supported; remove it"),
-	"volume_driver":       reject("set the driver on the top-level volume instead of volume_driver"),
+	"volume_driver":       legacy("volume_driver is not part of the Compose specification; set driver: on the top-level volume"),
 	"use_api_socket":      reject("use_api_socket gives the container the Docker socket, which is root on the host"),
 	"models":              reject("models are not supported; remove models:"),
 	"provider":            reject("provider services are not supported; run the provider's service as an image"),
 	"pre_start":           reject("lifecycle hooks are not supported yet; run setup in the entrypoint"),
 	"post_start":          reject("lifecycle hooks are not supported yet; run setup in the entrypoint"),
 	"pre_stop":            reject("lifecycle hooks are not supported yet; handle SIGTERM in the program"),
-	"net":                 reject("net is obsolete; berth puts every service on its stack network"),
+	"net":                 legacy("net is not part of the Compose specification; remove it: berth puts every service on its stack network"),
 	"umask":               reject("umask is not supported; set it in the entrypoint"),
-	"dockerfile":          reject("dockerfile belongs under build:"),
+	"dockerfile":          legacy("dockerfile belongs under build: (build: {context: ., dockerfile: ...})"),
 }
 
 var networkRules = map[string]rule{
@@ -280,7 +292,7 @@ var secretRules = map[string]rule{
 	"driver":          reject("secret drivers are not supported; give file: or environment:"),
 	"driver_opts":     reject("secret drivers are not supported; give file: or environment:"),
 	"template_driver": reject("secret templates are not supported; give file: or environment:"),
-	"content":         reject("secrets take file: or environment:, not content: (it would sit in the Compose file)"),
+	"content":         legacy("secrets take file: or environment:, not content: (it would sit in the Compose file)"),
 }
 
 var configRules = map[string]rule{
@@ -290,8 +302,8 @@ var configRules = map[string]rule{
 	"name":            warn("config names are ignored: berth stores a stack's configs under their keys").filledIn(),
 	"labels":          warn("labels on configs are ignored"),
 	"external":        reject("external configs are not supported; give file:, content: or environment:"),
-	"driver":          reject("config drivers are not supported; give file:, content: or environment:"),
-	"driver_opts":     reject("config drivers are not supported; give file:, content: or environment:"),
+	"driver":          legacy("configs have no driver in the Compose specification; give file:, content: or environment:"),
+	"driver_opts":     legacy("configs have no driver in the Compose specification; give file:, content: or environment:"),
 	"template_driver": reject("config templates are not supported; give file:, content: or environment:"),
 }
 
