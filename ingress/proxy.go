@@ -38,7 +38,7 @@ type Proxy struct {
 	opts  Options
 	log   *slog.Logger
 	table atomic.Pointer[compiled]
-	tr    *http.Transport
+	up    *upstreams
 
 	mu     sync.Mutex
 	states map[string]*endpoint // by task+addr: survives table generations
@@ -70,14 +70,7 @@ func New(opts Options) *Proxy {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	p := &Proxy{opts: opts, log: opts.Logger, states: map[string]*endpoint{}}
-	p.tr = &http.Transport{
-		DialContext:           (&net.Dialer{Timeout: opts.DialTimeout, KeepAlive: 30 * time.Second}).DialContext,
-		MaxIdleConns:          4096,
-		MaxIdleConnsPerHost:   1024,
-		IdleConnTimeout:       90 * time.Second,
-		ExpectContinueTimeout: time.Second,
-		DisableCompression:    true,
-	}
+	p.up = newUpstreams(opts.DialTimeout)
 	p.table.Store(&compiled{byHost: map[string][]*route{}})
 	return p
 }
@@ -226,7 +219,7 @@ func (b *balancer) RoundTrip(req *http.Request) (*http.Response, error) {
 		ep.inflight.Add(1)
 		ep.requests.Add(1)
 		req.URL.Host = ep.Addr
-		resp, err := b.p.tr.RoundTrip(req)
+		resp, err := b.p.up.roundTrip(req, ep.Addr)
 		if err == nil {
 			resp.Body = &countedBody{ReadCloser: resp.Body, ep: ep}
 			return resp, nil

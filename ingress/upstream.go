@@ -1,0 +1,179 @@
+package ingress
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+)
+
+// upstreams is the proxy's HTTP/1.1 client to tasks. Unlike http.Transport
+// it writes the request and reads the response on the calling goroutine,
+// with no hand-off to per-connection goroutines: on a proxy that spends
+// most of its time moving small requests, those hand-offs were the largest
+// cost. Idle connections are kept per address and reused.
+type upstreams struct {
+	dialTimeout time.Duration
+	maxIdle     int
+
+	mu   sync.Mutex
+	idle map[string][]*upConn
+}
+
+type upConn struct {
+	net.Conn
+	br *bufio.Reader
+	bw *bufio.Writer
+}
+
+func newUpstreams(dialTimeout time.Duration) *upstreams {
+	return &upstreams{dialTimeout: dialTimeout, maxIdle: 256, idle: map[string][]*upConn{}}
+}
+
+func (u *upstreams) get(ctx context.Context, addr string) (*upConn, bool, error) {
+	u.mu.Lock()
+	if cs := u.idle[addr]; len(cs) > 0 {
+		c := cs[len(cs)-1]
+		u.idle[addr] = cs[:len(cs)-1]
+		u.mu.Unlock()
+		return c, true, nil
+	}
+	u.mu.Unlock()
+	d := net.Dialer{Timeout: u.dialTimeout, KeepAlive: 30 * time.Second}
+	nc, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return nil, false, err
+	}
+	return &upConn{Conn: nc, br: bufio.NewReaderSize(nc, 16<<10), bw: bufio.NewWriterSize(nc, 16<<10)}, false, nil
+}
+
+func (u *upstreams) put(addr string, c *upConn) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if len(u.idle[addr]) >= u.maxIdle {
+		c.Close()
+		return
+	}
+	u.idle[addr] = append(u.idle[addr], c)
+}
+
+// closeIdle drops idle connections to addresses not in keep.
+func (u *upstreams) closeIdle(keep map[string]bool) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	for addr, cs := range u.idle {
+		if keep[addr] {
+			continue
+		}
+		for _, c := range cs {
+			c.Close()
+		}
+		delete(u.idle, addr)
+	}
+}
+
+// errReusedConnFailed marks a failure on a reused idle connection before
+// any response byte: the task may simply have closed it, so the request
+// can be sent again on a fresh connection.
+var errReusedConnFailed = errors.New("idle connection closed by the task")
+
+// roundTrip sends req to addr. Requests with a body that could not be
+// replayed are never retried.
+func (u *upstreams) roundTrip(req *http.Request, addr string) (*http.Response, error) {
+	for attempt := 0; ; attempt++ {
+		c, reused, err := u.get(req.Context(), addr)
+		if err != nil {
+			return nil, err
+		}
+		resp, err := u.exchange(req, addr, c)
+		if err == nil {
+			return resp, nil
+		}
+		c.Close()
+		if reused && attempt == 0 && (req.Body == nil || req.Body == http.NoBody) {
+			continue // a stale keep-alive connection: try a fresh one
+		}
+		if reused {
+			return nil, errors.Join(errReusedConnFailed, err)
+		}
+		return nil, err
+	}
+}
+
+func (u *upstreams) exchange(req *http.Request, addr string, c *upConn) (*http.Response, error) {
+	if dl, ok := req.Context().Deadline(); ok {
+		_ = c.SetDeadline(dl)
+	} else {
+		_ = c.SetDeadline(time.Time{})
+	}
+	// A cancelled request (client gone) must not leave us blocked in a read.
+	stop := context.AfterFunc(req.Context(), func() { _ = c.SetDeadline(time.Unix(1, 0)) })
+	if err := req.Write(c.bw); err != nil {
+		stop()
+		return nil, err
+	}
+	if err := c.bw.Flush(); err != nil {
+		stop()
+		return nil, err
+	}
+	resp, err := http.ReadResponse(c.br, req)
+	if err != nil {
+		stop()
+		return nil, err
+	}
+	if resp.StatusCode == http.StatusSwitchingProtocols {
+		// The connection now belongs to the upgraded protocol.
+		stop()
+		_ = c.SetDeadline(time.Time{})
+		resp.Body = &upgradedBody{upConn: c}
+		return resp, nil
+	}
+	resp.Body = &pooledBody{ReadCloser: resp.Body, u: u, addr: addr, c: c, stop: stop, reuse: !resp.Close && !req.Close}
+	return resp, nil
+}
+
+// pooledBody returns the connection to the pool once the body was read to
+// the end and closed.
+type pooledBody struct {
+	io.ReadCloser
+	u     *upstreams
+	addr  string
+	c     *upConn
+	stop  func() bool
+	reuse bool
+	eof   bool
+	done  bool
+}
+
+func (b *pooledBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if err == io.EOF {
+		b.eof = true
+	}
+	return n, err
+}
+
+func (b *pooledBody) Close() error {
+	if b.done {
+		return nil
+	}
+	b.done = true
+	err := b.ReadCloser.Close()
+	if b.stop() && b.reuse && b.eof {
+		b.u.put(b.addr, b.c)
+	} else {
+		b.c.Close()
+	}
+	return err
+}
+
+// upgradedBody is the raw connection after 101 Switching Protocols.
+type upgradedBody struct{ *upConn }
+
+func (b *upgradedBody) Read(p []byte) (int, error)  { return b.br.Read(p) }
+func (b *upgradedBody) Write(p []byte) (int, error) { return b.Conn.Write(p) }
+func (b *upgradedBody) Close() error                { return b.Conn.Close() }
