@@ -251,3 +251,115 @@ services:
 	}
 	t.Logf("%d requests across 3 kill -9 of berth, 0 failed", ok)
 }
+
+// TestGaplessCyclesThroughRoute: GET, POST and streaming clients on an
+// HTTP route while the service goes through deploy, rollback and deploy
+// again: every request succeeds and every stream is read whole.
+func TestGaplessCyclesThroughRoute(t *testing.T) {
+	t.Parallel()
+	b := startBerth(t)
+	doc := func(v string) string {
+		return fmt.Sprintf(`
+services:
+  web:
+    image: %s
+    environment:
+      VERSION: %s
+    deploy:
+      replicas: 2
+    x-berth:
+      routes:
+        - host: gapless.test
+          port: 8080
+`, helloImage, v)
+	}
+	b.deploy("gap", doc("v1"))
+	b.waitRunning("gap", "web", 2)
+	v, err := b.cl.Version(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := "http://" + v.Ingress
+	waitFor(t, 20*time.Second, "the route", func() (bool, string) {
+		code, _, err := httpGet(base+"/", "gapless.test")
+		return err == nil && code == 200, fmt.Sprint(code, err)
+	})
+
+	ctx, stop := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	counts := map[string]int{}
+	var failures []string
+	record := func(kind string, err error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if err != nil {
+			failures = append(failures, kind+": "+err.Error())
+			return
+		}
+		counts[kind]++
+	}
+	client := &http.Client{Timeout: 10 * time.Second}
+	do := func(method, path, body string) (string, error) {
+		req, _ := http.NewRequest(method, base+path, strings.NewReader(body))
+		req.Host = "gapless.test"
+		resp, err := client.Do(req)
+		if err != nil {
+			return "", err
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		if err != nil {
+			return "", err
+		}
+		if resp.StatusCode != 200 {
+			return "", fmt.Errorf("%s %s: %s", method, path, resp.Status)
+		}
+		return string(b), nil
+	}
+	workers := []func(){
+		func() { _, err := do("GET", "/", ""); record("get", err) },
+		func() {
+			out, err := do("POST", "/echo", "payload-123")
+			if err == nil && out != "payload-123" {
+				err = fmt.Errorf("echo returned %q", out)
+			}
+			record("post", err)
+		},
+		func() {
+			out, err := do("GET", "/stream?n=6", "")
+			if err == nil && strings.Count(out, "\n") != 6 {
+				err = fmt.Errorf("stream cut short: %q", out)
+			}
+			record("stream", err)
+		},
+	}
+	for i := 0; i < 8; i++ {
+		w := workers[i%len(workers)]
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for ctx.Err() == nil {
+				w()
+			}
+		}()
+	}
+	b.deploy("gap", doc("v2"))
+	b.waitRunning("gap", "web", 2)
+	b.mustCLI("rollback", "gap", "--timeout", "60s")
+	b.waitRunning("gap", "web", 2)
+	b.deploy("gap", doc("v3"))
+	b.waitRunning("gap", "web", 2)
+	time.Sleep(500 * time.Millisecond)
+	stop()
+	wg.Wait()
+	if len(failures) > 0 {
+		t.Fatalf("%d requests failed across deploy, rollback, deploy; first: %s (succeeded: %v)", len(failures), failures[0], counts)
+	}
+	for _, k := range []string{"get", "post", "stream"} {
+		if counts[k] == 0 {
+			t.Fatalf("no %s request completed: %v", k, counts)
+		}
+	}
+	t.Logf("0 failed across deploy, rollback, deploy: %v", counts)
+}

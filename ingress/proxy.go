@@ -53,6 +53,9 @@ type endpoint struct {
 	failures  atomic.Int64
 }
 
+// key identifies an endpoint across generations.
+func (e Endpoint) key() string { return e.TaskID + "@" + e.Addr }
+
 // New returns a proxy with an empty table.
 func New(opts Options) *Proxy {
 	if opts.DialTimeout <= 0 {
@@ -82,7 +85,7 @@ func (p *Proxy) Update(t Table) error {
 	defer p.mu.Unlock()
 	live := map[string]bool{}
 	c, err := compile(t, func(ep Endpoint) *endpoint {
-		k := ep.TaskID + "@" + ep.Addr
+		k := ep.key()
 		live[k] = true
 		st, ok := p.states[k]
 		if !ok {
@@ -112,6 +115,8 @@ func (p *Proxy) Update(t Table) error {
 			delete(p.states, k)
 		}
 	}
+	// Connections kept to endpoints that left are of no more use.
+	p.up.closeIdle(live)
 	p.table.Store(c)
 	return nil
 }
@@ -119,6 +124,13 @@ func (p *Proxy) Update(t Table) error {
 // Drain waits until no request is in flight on the task's endpoints, or
 // ctx ends. Call it after an Update that removed the task.
 func (p *Proxy) Drain(ctx context.Context, taskID string) error {
+	// A request that read the previous generation just before the Update
+	// may not have counted itself in flight yet; give it time to.
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(drainSettle):
+	}
 	t := time.NewTicker(10 * time.Millisecond)
 	defer t.Stop()
 	for {
@@ -184,6 +196,9 @@ func (p *Proxy) proxyError(w http.ResponseWriter, r *http.Request, err error) {
 
 var errNoEndpoint = errors.New("no endpoint could be reached")
 
+// drainSettle is how long Drain waits before it trusts the in-flight count.
+const drainSettle = 200 * time.Millisecond
+
 // reverseProxy returns the handler of one route of one generation.
 func (p *Proxy) reverseProxy(rt *route) *httputil.ReverseProxy {
 	return &httputil.ReverseProxy{
@@ -219,7 +234,7 @@ func (b *balancer) RoundTrip(req *http.Request) (*http.Response, error) {
 		ep.inflight.Add(1)
 		ep.requests.Add(1)
 		req.URL.Host = ep.Addr
-		resp, err := b.p.up.roundTrip(req, ep.Addr)
+		resp, err := b.p.up.roundTrip(req, ep.key(), ep.Addr)
 		if err == nil {
 			resp.Body = &countedBody{ReadCloser: resp.Body, ep: ep}
 			return resp, nil

@@ -15,7 +15,9 @@ import (
 // it writes the request and reads the response on the calling goroutine,
 // with no hand-off to per-connection goroutines: on a proxy that spends
 // most of its time moving small requests, those hand-offs were the largest
-// cost. Idle connections are kept per address and reused.
+// cost. Idle connections are kept per endpoint (task and address: a new
+// task may get the address of a stopped one, whose connections are dead)
+// and reused.
 type upstreams struct {
 	dialTimeout time.Duration
 	maxIdle     int
@@ -34,11 +36,11 @@ func newUpstreams(dialTimeout time.Duration) *upstreams {
 	return &upstreams{dialTimeout: dialTimeout, maxIdle: 256, idle: map[string][]*upConn{}}
 }
 
-func (u *upstreams) get(ctx context.Context, addr string) (*upConn, bool, error) {
+func (u *upstreams) get(ctx context.Context, key, addr string, fresh bool) (*upConn, bool, error) {
 	u.mu.Lock()
-	if cs := u.idle[addr]; len(cs) > 0 {
+	if cs := u.idle[key]; len(cs) > 0 && !fresh {
 		c := cs[len(cs)-1]
-		u.idle[addr] = cs[:len(cs)-1]
+		u.idle[key] = cs[:len(cs)-1]
 		u.mu.Unlock()
 		return c, true, nil
 	}
@@ -51,28 +53,39 @@ func (u *upstreams) get(ctx context.Context, addr string) (*upConn, bool, error)
 	return &upConn{Conn: nc, br: bufio.NewReaderSize(nc, 16<<10), bw: bufio.NewWriterSize(nc, 16<<10)}, false, nil
 }
 
-func (u *upstreams) put(addr string, c *upConn) {
+func (u *upstreams) put(key string, c *upConn) {
 	u.mu.Lock()
 	defer u.mu.Unlock()
-	if len(u.idle[addr]) >= u.maxIdle {
+	if len(u.idle[key]) >= u.maxIdle {
 		c.Close()
 		return
 	}
-	u.idle[addr] = append(u.idle[addr], c)
+	u.idle[key] = append(u.idle[key], c)
 }
 
-// closeIdle drops idle connections to addresses not in keep.
+// dropIdle closes the idle connections to one endpoint.
+func (u *upstreams) dropIdle(key string) {
+	u.mu.Lock()
+	cs := u.idle[key]
+	delete(u.idle, key)
+	u.mu.Unlock()
+	for _, c := range cs {
+		c.Close()
+	}
+}
+
+// closeIdle drops idle connections to endpoints not in keep.
 func (u *upstreams) closeIdle(keep map[string]bool) {
 	u.mu.Lock()
 	defer u.mu.Unlock()
-	for addr, cs := range u.idle {
-		if keep[addr] {
+	for key, cs := range u.idle {
+		if keep[key] {
 			continue
 		}
 		for _, c := range cs {
 			c.Close()
 		}
-		delete(u.idle, addr)
+		delete(u.idle, key)
 	}
 }
 
@@ -83,19 +96,24 @@ var errReusedConnFailed = errors.New("idle connection closed by the task")
 
 // roundTrip sends req to addr. Requests with a body that could not be
 // replayed are never retried.
-func (u *upstreams) roundTrip(req *http.Request, addr string) (*http.Response, error) {
+func (u *upstreams) roundTrip(req *http.Request, key, addr string) (*http.Response, error) {
 	for attempt := 0; ; attempt++ {
-		c, reused, err := u.get(req.Context(), addr)
+		c, reused, err := u.get(req.Context(), key, addr, attempt > 0)
 		if err != nil {
 			return nil, err
 		}
-		resp, err := u.exchange(req, addr, c)
+		resp, err := u.exchange(req, key, c)
 		if err == nil {
 			return resp, nil
 		}
 		c.Close()
+		if reused {
+			// The task closed a kept-alive connection (it is stopping, or
+			// timed the connection out): the others are likely closed too.
+			u.dropIdle(key)
+		}
 		if reused && attempt == 0 && (req.Body == nil || req.Body == http.NoBody) {
-			continue // a stale keep-alive connection: try a fresh one
+			continue // send it again on a fresh connection
 		}
 		if reused {
 			return nil, errors.Join(errReusedConnFailed, err)
@@ -104,7 +122,7 @@ func (u *upstreams) roundTrip(req *http.Request, addr string) (*http.Response, e
 	}
 }
 
-func (u *upstreams) exchange(req *http.Request, addr string, c *upConn) (*http.Response, error) {
+func (u *upstreams) exchange(req *http.Request, key string, c *upConn) (*http.Response, error) {
 	if dl, ok := req.Context().Deadline(); ok {
 		_ = c.SetDeadline(dl)
 	} else {
@@ -132,7 +150,7 @@ func (u *upstreams) exchange(req *http.Request, addr string, c *upConn) (*http.R
 		resp.Body = &upgradedBody{upConn: c}
 		return resp, nil
 	}
-	resp.Body = &pooledBody{ReadCloser: resp.Body, u: u, addr: addr, c: c, stop: stop, reuse: !resp.Close && !req.Close}
+	resp.Body = &pooledBody{ReadCloser: resp.Body, u: u, key: key, c: c, stop: stop, reuse: !resp.Close && !req.Close}
 	return resp, nil
 }
 
@@ -141,7 +159,7 @@ func (u *upstreams) exchange(req *http.Request, addr string, c *upConn) (*http.R
 type pooledBody struct {
 	io.ReadCloser
 	u     *upstreams
-	addr  string
+	key   string
 	c     *upConn
 	stop  func() bool
 	reuse bool
@@ -164,7 +182,7 @@ func (b *pooledBody) Close() error {
 	b.done = true
 	err := b.ReadCloser.Close()
 	if b.stop() && b.reuse && b.eof {
-		b.u.put(b.addr, b.c)
+		b.u.put(b.key, b.c)
 	} else {
 		b.c.Close()
 	}

@@ -8,10 +8,12 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log"
 	"net/http"
 	"os"
 	"os/signal"
+	"strconv"
 	"syscall"
 	"time"
 )
@@ -50,6 +52,34 @@ func serve(port string) error {
 	})
 	mux.HandleFunc("GET /version", func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintln(w, version)
+	})
+	// POST /echo answers with the request body (at most 1 MiB).
+	mux.HandleFunc("POST /echo", func(w http.ResponseWriter, r *http.Request) {
+		b, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		w.Write(b)
+	})
+	// GET /stream writes n lines, one every 50ms, flushing each.
+	mux.HandleFunc("GET /stream", func(w http.ResponseWriter, r *http.Request) {
+		n, err := strconv.Atoi(r.URL.Query().Get("n"))
+		if err != nil || n < 1 || n > 1000 {
+			n = 5
+		}
+		f, _ := w.(http.Flusher)
+		for i := 0; i < n; i++ {
+			fmt.Fprintf(w, "line %d from %s\n", i, host)
+			if f != nil {
+				f.Flush()
+			}
+			select {
+			case <-time.After(50 * time.Millisecond):
+			case <-r.Context().Done():
+				return
+			}
+		}
 	})
 	// /slow?d=3s answers after d: requests in flight while a task is
 	// replaced must still complete.
