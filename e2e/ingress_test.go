@@ -22,6 +22,54 @@ func freePort(t *testing.T) int {
 	return ln.Addr().(*net.TCPAddr).Port
 }
 
+// load runs request functions round-robin on several workers until Stop.
+// Each function returns the label to count a success under, or an error.
+type load struct {
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup
+	mu       sync.Mutex
+	counts   map[string]int
+	failures []string
+}
+
+func startLoad(workers int, fns ...func() (string, error)) *load {
+	ctx, cancel := context.WithCancel(context.Background())
+	l := &load{cancel: cancel, counts: map[string]int{}}
+	for i := 0; i < workers; i++ {
+		fn := fns[i%len(fns)]
+		l.wg.Add(1)
+		go func() {
+			defer l.wg.Done()
+			for ctx.Err() == nil {
+				label, err := fn()
+				l.mu.Lock()
+				if err != nil {
+					l.failures = append(l.failures, err.Error())
+				} else {
+					l.counts[label]++
+				}
+				l.mu.Unlock()
+			}
+		}()
+	}
+	return l
+}
+
+// Stop ends the load and returns the successes by label and the failures.
+func (l *load) Stop() (map[string]int, []string) {
+	l.cancel()
+	l.wg.Wait()
+	return l.counts, l.failures
+}
+
+func total(counts map[string]int) int {
+	n := 0
+	for _, c := range counts {
+		n += c
+	}
+	return n
+}
+
 func httpGet(url, host string) (int, string, error) {
 	req, _ := http.NewRequest(http.MethodGet, url, nil)
 	if host != "" {
@@ -144,51 +192,34 @@ services:
 		return err == nil && code == 200, fmt.Sprint(code, err)
 	})
 
-	ctx, stop := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	ok, failed := 0, []string{}
-	versions := map[string]int{}
-	for w := 0; w < 4; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			c := http.Client{Timeout: 5 * time.Second}
-			for ctx.Err() == nil {
-				resp, err := c.Get(url)
-				mu.Lock()
-				if err != nil {
-					failed = append(failed, err.Error())
-				} else {
-					body, _ := io.ReadAll(resp.Body)
-					resp.Body.Close()
-					if resp.StatusCode != 200 {
-						failed = append(failed, resp.Status)
-					} else {
-						ok++
-						versions[strings.TrimSpace(string(body[strings.LastIndex(string(body), "version"):]))]++
-					}
-				}
-				mu.Unlock()
-			}
-		}()
-	}
+	c := http.Client{Timeout: 5 * time.Second}
+	l := startLoad(4, func() (string, error) {
+		resp, err := c.Get(url)
+		if err != nil {
+			return "", err
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			return "", fmt.Errorf("%s", resp.Status)
+		}
+		return strings.TrimSpace(string(body[strings.LastIndex(string(body), "version"):])), nil
+	})
 	time.Sleep(500 * time.Millisecond)
 	b.deploy("zero", doc("v2"))
 	svc := b.waitRunning("zero", "web", 3)
 	time.Sleep(time.Second)
-	stop()
-	wg.Wait()
+	versions, failed := l.Stop()
 	if svc.Revision != 2 {
 		t.Fatalf("revision %d after the redeploy", svc.Revision)
 	}
 	if len(failed) > 0 {
-		t.Fatalf("%d of %d requests failed during the redeploy; first: %s", len(failed), ok+len(failed), failed[0])
+		t.Fatalf("%d of %d requests failed during the redeploy; first: %s", len(failed), total(versions)+len(failed), failed[0])
 	}
 	if versions["version v2)"] == 0 {
 		t.Fatalf("no request reached v2: %v", versions)
 	}
-	t.Logf("%d requests, 0 failed, by version: %v", ok, versions)
+	t.Logf("%d requests, 0 failed, by version: %v", total(versions), versions)
 }
 
 // TestTrafficSurvivesBerthCrash: kill -9 berth up while clients use a
@@ -214,26 +245,13 @@ services:
 		code, _, err := httpGet(url, "")
 		return err == nil && code == 200, fmt.Sprint(code, err)
 	})
-	ctx, stop := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	ok, failed := 0, []string{}
-	for w := 0; w < 4; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for ctx.Err() == nil {
-				code, _, err := httpGet(url, "")
-				mu.Lock()
-				if err != nil || code != 200 {
-					failed = append(failed, fmt.Sprint(code, err))
-				} else {
-					ok++
-				}
-				mu.Unlock()
-			}
-		}()
-	}
+	l := startLoad(4, func() (string, error) {
+		code, _, err := httpGet(url, "")
+		if err == nil && code != 200 {
+			err = fmt.Errorf("status %d", code)
+		}
+		return "ok", err
+	})
 	for i := 0; i < 3; i++ {
 		time.Sleep(700 * time.Millisecond)
 		b.kill9()
@@ -241,15 +259,14 @@ services:
 		b.start()
 	}
 	time.Sleep(time.Second)
-	stop()
-	wg.Wait()
+	counts, failed := l.Stop()
 	if len(failed) > 0 {
-		t.Fatalf("%d of %d requests failed across berth crashes; first: %s", len(failed), ok+len(failed), failed[0])
+		t.Fatalf("%d of %d requests failed across berth crashes; first: %s", len(failed), total(counts)+len(failed), failed[0])
 	}
-	if ok == 0 {
+	if counts["ok"] == 0 {
 		t.Fatal("no request succeeded")
 	}
-	t.Logf("%d requests across 3 kill -9 of berth, 0 failed", ok)
+	t.Logf("%d requests across 3 kill -9 of berth, 0 failed", counts["ok"])
 }
 
 // TestGaplessCyclesThroughRoute: GET, POST and streaming clients on an
@@ -285,20 +302,6 @@ services:
 		return err == nil && code == 200, fmt.Sprint(code, err)
 	})
 
-	ctx, stop := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	counts := map[string]int{}
-	var failures []string
-	record := func(kind string, err error) {
-		mu.Lock()
-		defer mu.Unlock()
-		if err != nil {
-			failures = append(failures, kind+": "+err.Error())
-			return
-		}
-		counts[kind]++
-	}
 	client := &http.Client{Timeout: 10 * time.Second}
 	do := func(method, path, body string) (string, error) {
 		req, _ := http.NewRequest(method, base+path, strings.NewReader(body))
@@ -317,33 +320,23 @@ services:
 		}
 		return string(b), nil
 	}
-	workers := []func(){
-		func() { _, err := do("GET", "/", ""); record("get", err) },
-		func() {
+	l := startLoad(8,
+		func() (string, error) { _, err := do("GET", "/", ""); return "get", err },
+		func() (string, error) {
 			out, err := do("POST", "/echo", "payload-123")
 			if err == nil && out != "payload-123" {
 				err = fmt.Errorf("echo returned %q", out)
 			}
-			record("post", err)
+			return "post", err
 		},
-		func() {
+		func() (string, error) {
 			out, err := do("GET", "/stream?n=6", "")
 			if err == nil && strings.Count(out, "\n") != 6 {
 				err = fmt.Errorf("stream cut short: %q", out)
 			}
-			record("stream", err)
+			return "stream", err
 		},
-	}
-	for i := 0; i < 8; i++ {
-		w := workers[i%len(workers)]
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for ctx.Err() == nil {
-				w()
-			}
-		}()
-	}
+	)
 	b.deploy("gap", doc("v2"))
 	b.waitRunning("gap", "web", 2)
 	b.mustCLI("rollback", "gap", "--timeout", "60s")
@@ -351,8 +344,7 @@ services:
 	b.deploy("gap", doc("v3"))
 	b.waitRunning("gap", "web", 2)
 	time.Sleep(500 * time.Millisecond)
-	stop()
-	wg.Wait()
+	counts, failures := l.Stop()
 	if len(failures) > 0 {
 		t.Fatalf("%d requests failed across deploy, rollback, deploy; first: %s (succeeded: %v)", len(failures), failures[0], counts)
 	}
