@@ -3,7 +3,6 @@ package compose
 import (
 	"fmt"
 	"path/filepath"
-	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -12,6 +11,7 @@ import (
 	"github.com/compose-spec/compose-go/v2/types"
 
 	"github.com/berth-dev/berth/api"
+	"github.com/berth-dev/berth/scheduler"
 )
 
 // maxReplicas matches api.ServiceSpec.Validate.
@@ -125,8 +125,6 @@ func (c *converter) replicas(spec *api.ServiceSpec, s *types.ServiceConfig, path
 	}
 }
 
-var constraintRE = regexp.MustCompile(`^\s*node\.(labels\.[^=!\s]+|name|hostname|id)\s*(==|!=)\s*\S.*$`)
-
 // deploy reads the deploy: keys other than replicas, resources and restart.
 func (c *converter) deploy(spec *api.ServiceSpec, s *types.ServiceConfig, path string) {
 	d := s.Deploy
@@ -138,9 +136,10 @@ func (c *converter) deploy(spec *api.ServiceSpec, s *types.ServiceConfig, path s
 	}
 	spec.Placement = api.Placement{Constraints: sorted(d.Placement.Constraints), MaxPerNode: int(min(d.Placement.MaxReplicas, maxReplicas))}
 	for i, con := range d.Placement.Constraints {
-		if !constraintRE.MatchString(con) {
-			c.problem(fmt.Sprintf("%s.deploy.placement.constraints.%d", path, i),
-				"constraint %q: use node.labels.KEY==VALUE, node.name==NAME or node.id==ID (or !=)", con)
+		// The scheduler's own parser, so that what deploy accepts is
+		// exactly what placement understands.
+		if _, err := scheduler.ParseConstraint(con); err != nil {
+			c.problem(fmt.Sprintf("%s.deploy.placement.constraints.%d", path, i), "%s", strings.TrimPrefix(err.Error(), api.ErrInvalid.Error()+": "))
 		}
 	}
 	if u := d.UpdateConfig; u != nil {
