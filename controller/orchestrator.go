@@ -102,6 +102,7 @@ func (o *Orchestrator) Reconcile(ctx context.Context) error {
 		return nil
 	}
 	o.place(plan.Put, tasks, plan.Delete, nodes, specs)
+	plan.Delete = append(plan.Delete, o.stopFirstFallback(ctx, plan.Put, tasks, plan.Delete, nodes, specs)...)
 	// A task that is still unplaced for the same reason is not written
 	// again: the write would wake every watcher for nothing.
 	stored := make(map[string]api.Task, len(tasks))
@@ -177,6 +178,56 @@ func (o *Orchestrator) place(put []api.Task, all []api.Task, deleted []api.Task,
 	for _, u := range plan.Unplaced {
 		put[idx[u.TaskID]].Unplaced = u.Reason
 	}
+}
+
+// stopFirstFallback handles a replacement that cannot be placed while the
+// task it replaces holds its place (max_replicas_per_node reached, or the
+// reservations do not fit twice): if the new task fits once the slot's old
+// task is gone, the old one is deleted now and the new one placed where it
+// fits — stop-first for that slot. A new task that would not fit even then
+// stays unplaced and the old one keeps serving.
+func (o *Orchestrator) stopFirstFallback(ctx context.Context, put []api.Task, all []api.Task, deleted []api.Task, nodes []api.Node, specs map[RevKey]*api.ServiceSpec) []api.Task {
+	gone := map[string]bool{}
+	for _, t := range deleted {
+		gone[t.ID] = true
+	}
+	var extra []api.Task
+	for i := range put {
+		t := &put[i]
+		if t.Node != "" {
+			continue
+		}
+		var old *api.Task
+		for j := range all {
+			a := &all[j]
+			if a.Stack == t.Stack && a.Service == t.Service && a.Slot == t.Slot && a.ID != t.ID && a.Node != "" && !gone[a.ID] {
+				old = a
+				break
+			}
+		}
+		if old == nil {
+			continue
+		}
+		var snap scheduler.Snapshot
+		snap.Nodes = nodes
+		for _, a := range all {
+			if gone[a.ID] || a.Node == "" || a.ID == old.ID {
+				continue
+			}
+			snap.Tasks = append(snap.Tasks, scheduler.Placed{Task: a, Spec: specs[RevKey{a.Stack, a.Service, a.Revision}]})
+		}
+		plan := scheduler.Schedule(snap, []scheduler.Request{{Task: *t, Spec: specs[RevKey{t.Stack, t.Service, t.Revision}]}})
+		if len(plan.Assignments) != 1 {
+			continue
+		}
+		a := plan.Assignments[0]
+		t.Node, t.HostPort, t.Unplaced = a.NodeID, a.HostPort, ""
+		gone[old.ID] = true
+		extra = append(extra, *old)
+		o.event(ctx, api.Event{Type: "rollout.stop_first", Stack: t.Stack, Service: t.Service, Task: old.ID,
+			Message: fmt.Sprintf("slot %d: the new task fits only once the old one is gone; replacing it stop-first", t.Slot)})
+	}
+	return extra
 }
 
 // loadSpecs returns the specs of every revision in use by a service or task.

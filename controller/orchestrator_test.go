@@ -46,3 +46,47 @@ func TestOrchestratorCreatesAndPlacesTasks(t *testing.T) {
 		t.Fatalf("second pass changed tasks: %v", again)
 	}
 }
+
+// TestStopFirstWhenTheNewTaskOnlyFitsAlone: one node, max_replicas_per_node
+// 1: the replacement cannot run beside the old task, so the slot is
+// replaced stop-first instead of waiting for a deadline.
+func TestStopFirstWhenTheNewTaskOnlyFitsAlone(t *testing.T) {
+	st := store.OpenTest(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := st.PutNode(ctx, api.Node{ID: "n1", State: api.NodeReady, NanoCPUs: 2e9, Memory: 1 << 30}, 0); err != nil {
+		t.Fatal(err)
+	}
+	spec := func(env string) *api.ServiceSpec {
+		s := svcSpec("web", env, 1)
+		s.Placement.MaxPerNode = 1
+		return s
+	}
+	o := NewOrchestrator(st, slog.New(slog.DiscardHandler))
+	w, _ := PlanDeploy(stackOf(spec("1")), Current{}, time.Now())
+	if err := st.ApplyStack(ctx, w); err != nil {
+		t.Fatal(err)
+	}
+	if err := o.Reconcile(ctx); err != nil {
+		t.Fatal(err)
+	}
+	first, _ := st.ListTasks(ctx, "s")
+	if len(first) != 1 || first[0].Node != "n1" {
+		t.Fatalf("first deploy: %+v", first)
+	}
+	rec, ver, _ := st.GetStack(ctx, "s")
+	svcs, _ := st.ListServices(ctx, "s")
+	latest, _ := st.LatestRevision(ctx, "s", "web")
+	cur := Current{Record: &rec, Version: ver, Services: map[string]api.ServiceState{"web": svcs[0]}, Latest: map[string]api.Revision{"web": latest}}
+	w, _ = PlanDeploy(stackOf(spec("2")), cur, time.Now())
+	if err := st.ApplyStack(ctx, w); err != nil {
+		t.Fatal(err)
+	}
+	if err := o.Reconcile(ctx); err != nil {
+		t.Fatal(err)
+	}
+	tasks, _ := st.ListTasks(ctx, "s")
+	if len(tasks) != 1 || tasks[0].Revision != 2 || tasks[0].Node != "n1" {
+		t.Fatalf("after the update: %+v, want only revision 2 on n1", tasks)
+	}
+}
