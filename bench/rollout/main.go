@@ -182,6 +182,39 @@ func collect(tool, what string, times []time.Duration, loads []*load) result {
 	return r
 }
 
+// redeploys deploys version 0, then measures cycles redeploys of versions
+// 1..cycles under load, the same way for every tool.
+func redeploys(tool, what, url string, cycles int, write func(int) error, deploy func() error) (result, error) {
+	if err := write(0); err != nil {
+		return result{}, err
+	}
+	if err := deploy(); err != nil {
+		return result{}, err
+	}
+	if err := waitOK(url); err != nil {
+		return result{}, err
+	}
+	var times []time.Duration
+	var loads []*load
+	for i := 1; i <= cycles; i++ {
+		took, l, err := measure(url, func() error {
+			if err := write(i); err != nil {
+				return err
+			}
+			return deploy()
+		})
+		if err != nil {
+			return result{}, err
+		}
+		times, loads = append(times, took), append(loads, l)
+		// Whatever the tool left down must answer before the next cycle.
+		if err := waitOK(url); err != nil {
+			return result{}, err
+		}
+	}
+	return collect(tool, what, times, loads), nil
+}
+
 func freePort() int {
 	ln, _ := net.Listen("tcp", "127.0.0.1:0")
 	defer ln.Close()
@@ -226,34 +259,8 @@ services:
 		return nil
 	}
 	defer dc("down", "-t", "1")
-	if err := write(0); err != nil {
-		return result{}, err
-	}
-	if err := dc("up", "-d"); err != nil {
-		return result{}, err
-	}
-	url := fmt.Sprintf("http://127.0.0.1:%d/", port)
-	if err := waitOK(url); err != nil {
-		return result{}, err
-	}
-	var times []time.Duration
-	var loads []*load
-	for i := 1; i <= cycles; i++ {
-		took, l, err := measure(url, func() error {
-			if err := write(i); err != nil {
-				return err
-			}
-			return dc("up", "-d")
-		})
-		if err != nil {
-			return result{}, err
-		}
-		times, loads = append(times, took), append(loads, l)
-		if err := waitOK(url); err != nil {
-			return result{}, err
-		}
-	}
-	return collect("docker-compose up -d", "1 container (a published port allows one)", times, loads), nil
+	return redeploys("docker-compose up -d", "1 container (a published port allows one)",
+		fmt.Sprintf("http://127.0.0.1:%d/", port), cycles, write, func() error { return dc("up", "-d") })
 }
 
 func berthRuns(dir, berthBin string, cycles int) (result, error) {
@@ -307,29 +314,6 @@ func berthRuns(dir, berthBin string, cycles int) (result, error) {
       retries: 3
 `, image, v, port)), 0o644)
 	}
-	if err := write(0); err != nil {
-		return result{}, err
-	}
-	if err := cli("deploy", "-f", file, "--stack", stack); err != nil {
-		return result{}, err
-	}
-	url := fmt.Sprintf("http://127.0.0.1:%d/", port)
-	if err := waitOK(url); err != nil {
-		return result{}, err
-	}
-	var times []time.Duration
-	var loads []*load
-	for i := 1; i <= cycles; i++ {
-		took, l, err := measure(url, func() error {
-			if err := write(i); err != nil {
-				return err
-			}
-			return cli("deploy", "-f", file, "--stack", stack)
-		})
-		if err != nil {
-			return result{}, err
-		}
-		times, loads = append(times, took), append(loads, l)
-	}
-	return collect("berth deploy", "3 replicas, start-first, behind the ingress", times, loads), nil
+	return redeploys("berth deploy", "3 replicas, start-first, behind the ingress",
+		fmt.Sprintf("http://127.0.0.1:%d/", port), cycles, write, func() error { return cli("deploy", "-f", file, "--stack", stack) })
 }
