@@ -72,9 +72,10 @@ func (a *Agent) syncTask(ctx context.Context, t api.Task, cs []runtime.Container
 
 	switch {
 	case t.Desired == api.DesiredStopped:
-		a.hooks.TaskNotReady(t)
 		if c.Running() {
-			a.stopContainer(ctx, t, c, spec)
+			a.stopContainer(ctx, t, c, spec) // drains first
+		} else {
+			a.hooks.TaskNotReady(t)
 		}
 		a.report(ctx, t, st, api.TaskStatus{ContainerID: c.ID, State: api.StateStopped, Reason: "stopped (berth stop)"})
 

@@ -57,6 +57,7 @@ type ServiceStatus struct {
 	Stopped  bool       `json:"stopped,omitempty"`
 	Schedule string     `json:"schedule,omitempty"`
 	Rollout  *Rollout   `json:"rollout,omitempty"`
+	History  []Rollout  `json:"history,omitempty"`
 	Tasks    []TaskView `json:"tasks"`
 }
 

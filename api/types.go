@@ -221,8 +221,48 @@ const (
 	StopFirst  = "stop-first"
 )
 
+// Rollout strategies (x-berth.deploy.strategy).
+const (
+	// Rolling replaces tasks slot by slot (Compose's update_config).
+	Rolling = "rolling"
+	// BlueGreen starts a full new set beside the old one, switches all
+	// traffic at once when every new task is ready, and keeps the old set
+	// stopped for the rollback window.
+	BlueGreen = "blue-green"
+	// Canary gives new tasks a growing share of traffic in steps, each
+	// watched for an interval and judged against the old revision.
+	Canary = "canary"
+)
+
+// DefaultCanarySteps are the traffic shares (percent) of a canary rollout.
+var DefaultCanarySteps = []int{5, 25, 100}
+
+// Gate defaults for a web service.
+const (
+	DefaultStepInterval   = 30 * time.Second
+	DefaultMaxErrorRate   = 0.01
+	DefaultRollbackWindow = 10 * time.Minute
+)
+
 // UpdatePolicy says how a new revision replaces a service's tasks.
 type UpdatePolicy struct {
+	// Strategy is rolling (default), blue-green or canary.
+	Strategy string `json:"strategy,omitempty"`
+	// Steps are a canary's traffic shares in percent, ascending, ending
+	// at 100 (default 5, 25, 100).
+	Steps []int `json:"steps,omitempty"`
+	// Interval is how long each canary step (and a blue-green cutover) is
+	// watched before the next (default 30s).
+	Interval Duration `json:"interval,omitempty"`
+	// MaxErrorRate is the highest share of 5xx answers the new revision
+	// may serve, above the old revision's own rate (default 0.01).
+	MaxErrorRate float64 `json:"max_error_rate,omitempty"`
+	// MaxP99 bounds the new revision's p99 latency as the proxy measures
+	// it (0: only the comparison with the old revision applies).
+	MaxP99 Duration `json:"max_p99,omitempty"`
+	// RollbackWindow is how long a blue-green rollout keeps the old set
+	// stopped for a fast rollback (default 10m).
+	RollbackWindow Duration `json:"rollback_window,omitempty"`
 	// Parallelism is how many slots are replaced at a time (default 1).
 	Parallelism int `json:"parallelism,omitempty"`
 	// Order is start-first (default: the new task serves before the old
@@ -269,6 +309,24 @@ type ServiceState struct {
 	UpdatedAt  time.Time `json:"updated_at"`
 	// Rollout is the last change of revision and how it ended.
 	Rollout *Rollout `json:"rollout,omitempty"`
+	// History holds the rollouts before it, oldest first (at most
+	// MaxRolloutHistory).
+	History []Rollout `json:"history,omitempty"`
+}
+
+// MaxRolloutHistory bounds ServiceState.History.
+const MaxRolloutHistory = 20
+
+// BeginRollout makes r the service's rollout and moves the one before it
+// into the history.
+func (s *ServiceState) BeginRollout(r *Rollout) {
+	if s.Rollout != nil {
+		s.History = append(s.History, *s.Rollout)
+		if n := len(s.History) - MaxRolloutHistory; n > 0 {
+			s.History = append([]Rollout(nil), s.History[n:]...)
+		}
+	}
+	s.Rollout = r
 }
 
 // Rollout states.
@@ -291,6 +349,40 @@ type Rollout struct {
 	// Paused rollouts start no further replacements and have no deadline
 	// until resumed.
 	Paused bool `json:"paused,omitempty"`
+	// Strategy is the new revision's update strategy.
+	Strategy string `json:"strategy,omitempty"`
+	// Step is the canary step under way (index into the steps).
+	Step int `json:"step,omitempty"`
+	// Switched says a blue-green rollout moved traffic to the new set.
+	Switched bool `json:"switched,omitempty"`
+	// Observing is when the current step's tasks were all ready and its
+	// watch began (zero while they start).
+	Observing time.Time `json:"observing,omitzero"`
+	// TrafficGen orders the traffic splits this rollout wrote on tasks.
+	TrafficGen int64 `json:"traffic_gen,omitempty"`
+	// Gates are the last judgements of the new revision.
+	Gates []GateResult `json:"gates,omitempty"`
+}
+
+// GateResult is one judgement of a rollout gate.
+type GateResult struct {
+	Step   int       `json:"step"`
+	Gate   string    `json:"gate"` // errors, latency, ready
+	Passed bool      `json:"passed"`
+	Detail string    `json:"detail"`
+	At     time.Time `json:"at"`
+}
+
+// TrafficSplit is a service's traffic split as the orchestrator last
+// decided it: Revision gets Percent of the requests and the other
+// revisions share the rest. A zero Revision means every ready task alike.
+// The ingress applies the split with the highest Gen it has seen on any
+// of the service's tasks, so a switch takes effect at once for the whole
+// service, whichever task it hears of first.
+type TrafficSplit struct {
+	Gen      int64 `json:"gen,omitempty"`
+	Revision int   `json:"revision,omitempty"`
+	Percent  int   `json:"percent,omitempty"`
 }
 
 // StackRecord is the stored part of a stack that is not per service.
@@ -323,8 +415,10 @@ type Task struct {
 	RestartGen int    `json:"restart_gen,omitempty"`
 	HostPort   uint16 `json:"host_port,omitempty"` // network_mode: host only
 	// Unplaced says why the scheduler found no node for the task (Node is "").
-	Unplaced  string    `json:"unplaced,omitempty"`
-	CreatedAt time.Time `json:"created_at"`
+	Unplaced string `json:"unplaced,omitempty"`
+	// Traffic is the service's traffic split (canary, blue-green).
+	Traffic   TrafficSplit `json:"traffic,omitzero"`
+	CreatedAt time.Time    `json:"created_at"`
 }
 
 // Observed task states, written by the agent.

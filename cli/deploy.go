@@ -160,6 +160,7 @@ func waitConverged(ctx context.Context, g *globals, cl *client.Client, stack str
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	last := ""
+	gates := map[string]int{}
 	for {
 		st, err := cl.Stack(ctx, stack)
 		if err != nil {
@@ -168,6 +169,7 @@ func waitConverged(ctx context.Context, g *globals, cl *client.Client, stack str
 			}
 			return err
 		}
+		printGates(g, stack, st, gates)
 		for _, s := range st.Services {
 			if r := s.Rollout; r != nil && r.State == api.RolloutRolledBack && want[s.Name] != 0 && r.To == want[s.Name] {
 				return fmt.Errorf("%s/%s: revision %d was rolled back to %d: %s\nsee `berth history %s` and `berth events %s`",
@@ -206,10 +208,22 @@ func convergence(st api.StackStatus) (bool, string, []string) {
 		if s.Stopped {
 			want = 0
 		}
-		if s.Running != want || len(s.Tasks) != s.Replicas {
+		tasks := 0
+		for _, t := range s.Tasks {
+			if t.Task.Revision != s.Revision && t.Task.Desired == api.DesiredStopped {
+				continue // a blue-green rollout's previous set, kept for rollback
+			}
+			tasks++
+		}
+		if s.Running != want || tasks != s.Replicas {
 			done = false
 		}
-		parts = append(parts, fmt.Sprintf("%s %d/%d", s.Name, s.Running, want))
+		part := fmt.Sprintf("%s %d/%d", s.Name, s.Running, want)
+		if r := s.Rollout; r != nil && r.State == api.RolloutInProgress && r.To == s.Revision {
+			done = false
+			part += " (" + rolloutProgress(r) + ")"
+		}
+		parts = append(parts, part)
 		for _, t := range s.Tasks {
 			switch {
 			case t.Task.Unplaced != "":
@@ -221,6 +235,48 @@ func convergence(st api.StackStatus) (bool, string, []string) {
 	}
 	sort.Strings(problems)
 	return done, st.Name + ": " + strings.Join(parts, ", "), problems
+}
+
+// rolloutProgress describes a rollout in progress in a few words.
+func rolloutProgress(r *api.Rollout) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s to revision %d", r.Strategy, r.To)
+	switch r.Strategy {
+	case api.Canary:
+		fmt.Fprintf(&b, ", step %d", r.Step+1)
+	case api.BlueGreen:
+		if r.Switched {
+			b.WriteString(", switched")
+		} else {
+			b.WriteString(", staging")
+		}
+	}
+	switch {
+	case r.Paused:
+		b.WriteString(", paused")
+	case !r.Observing.IsZero():
+		b.WriteString(", watching")
+	}
+	return b.String()
+}
+
+// printGates prints the gate results not printed yet.
+func printGates(g *globals, stack string, st api.StackStatus, seen map[string]int) {
+	for _, s := range st.Services {
+		r := s.Rollout
+		if r == nil {
+			continue
+		}
+		key := fmt.Sprintf("%s/%d", s.Name, r.To)
+		for _, gr := range r.Gates[min(seen[key], len(r.Gates)):] {
+			verdict := "passed"
+			if !gr.Passed {
+				verdict = "FAILED"
+			}
+			fmt.Fprintf(g.stdout, "%s/%s: revision %d step %d: %s gate %s: %s\n", stack, s.Name, r.To, gr.Step+1, gr.Gate, verdict, gr.Detail)
+		}
+		seen[key] = len(r.Gates)
+	}
 }
 
 func printJSON(w interface{ Write([]byte) (int, error) }, v any) error {

@@ -188,8 +188,13 @@ func newHistoryCmd(g *globals) *cobra.Command {
 				}
 				for _, r := range revs {
 					rw := row{Service: s.Name, Current: r.Number == s.Revision, Rev: r}
-					if s.Rollout != nil && s.Rollout.To == r.Number {
-						rw.Rollout = s.Rollout
+					// The newest rollout to this revision tells how it went.
+					all := append(append([]api.Rollout(nil), s.History...), derefRollout(s.Rollout)...)
+					for i := len(all) - 1; i >= 0; i-- {
+						if all[i].To == r.Number {
+							rw.Rollout = &all[i]
+							break
+						}
 					}
 					rows = append(rows, rw)
 				}
@@ -218,6 +223,13 @@ func newHistoryCmd(g *globals) *cobra.Command {
 	}
 	addJSON(c, g)
 	return c
+}
+
+func derefRollout(r *api.Rollout) []api.Rollout {
+	if r == nil {
+		return nil
+	}
+	return []api.Rollout{*r}
 }
 
 func newRolloutCmd(g *globals) *cobra.Command {

@@ -35,8 +35,8 @@ func (c *converter) extension(spec *api.ServiceSpec, s *types.ServiceConfig, pat
 	if v, ok := m["routes"]; ok {
 		c.routes(spec, v, p+".routes")
 	}
-	if v, ok := m["rollout"]; ok {
-		c.rollout(spec, v, p+".rollout")
+	if v, ok := m["deploy"]; ok {
+		c.berthDeploy(spec, v, p+".deploy")
 	}
 	if v, ok := m["security"]; ok {
 		c.berthSecurity(spec, v, p+".security")
@@ -76,22 +76,121 @@ func parseCron(s string) (sched cron.Schedule, err error) {
 	return sched, err
 }
 
-func (c *converter) rollout(spec *api.ServiceSpec, v any, path string) {
-	rules := serviceRules["x-berth"].sub["rollout"].sub
+// berthDeploy reads x-berth.deploy: the rollout strategy and its gates.
+func (c *converter) berthDeploy(spec *api.ServiceSpec, v any, path string) {
+	rules := serviceRules["x-berth"].sub["deploy"].sub
 	m, ok := v.(map[string]any)
 	if !ok {
-		c.problem(path, "rollout must be a mapping; valid keys: %s", strings.Join(sortedKeys(rules), ", "))
+		c.problem(path, "deploy must be a mapping; valid keys: %s", strings.Join(sortedKeys(rules), ", "))
 		return
 	}
 	c.unknownExtensionKeys(path, m, rules)
-	if d, ok := m["deadline"]; ok {
-		ds, _ := d.(string)
-		dur, err := time.ParseDuration(ds)
-		if err != nil || dur <= 0 {
-			c.problem(path+".deadline", "deadline %v: use a duration like 2m", d)
+	up := &spec.Update
+	if v, ok := m["strategy"]; ok {
+		switch s, _ := v.(string); s {
+		case api.Rolling, api.BlueGreen, api.Canary:
+			up.Strategy = s
+		default:
+			c.problem(path+".strategy", "strategy %v: use rolling, blue-green or canary", v)
 		}
-		spec.Update.Deadline = api.Duration(dur)
 	}
+	durations := map[string]*api.Duration{"interval": &up.Interval, "max_p99": &up.MaxP99,
+		"rollback_window": &up.RollbackWindow, "deadline": &up.Deadline}
+	for _, key := range sortedKeys(durations) {
+		v, ok := m[key]
+		if !ok {
+			continue
+		}
+		s, _ := v.(string)
+		d, err := time.ParseDuration(s)
+		if err != nil || d <= 0 {
+			c.problem(path+"."+key, "%s %v: use a duration like 30s or 2m", key, v)
+			continue
+		}
+		*durations[key] = api.Duration(d)
+	}
+	if v, ok := m["steps"]; ok {
+		c.canarySteps(up, v, path+".steps")
+	}
+	if v, ok := m["max_error_rate"]; ok {
+		f, isNum := number(v)
+		if !isNum || f < 0 || f >= 1 {
+			c.problem(path+".max_error_rate", "max_error_rate %v: use a share between 0 and 1, like 0.01 for 1%%", v)
+		} else {
+			up.MaxErrorRate = f
+		}
+	}
+	// max_surge and max_unavailable are the rolling strategy's words for
+	// Compose's update_config: a surge replaces start-first, unavailable
+	// slots stop-first.
+	surge, hasSurge := m["max_surge"]
+	unavail, hasUnavail := m["max_unavailable"]
+	if hasSurge || hasUnavail {
+		s, sok := count(surge, hasSurge)
+		u, uok := count(unavail, hasUnavail)
+		switch {
+		case !sok:
+			c.problem(path+".max_surge", "max_surge %v: use a whole number of tasks", surge)
+		case !uok:
+			c.problem(path+".max_unavailable", "max_unavailable %v: use a whole number of tasks", unavail)
+		case s == 0 && u == 0:
+			c.problem(path, "max_surge and max_unavailable cannot both be 0: the rollout could never replace a task")
+		case s > 0:
+			up.Parallelism, up.Order = s, api.StartFirst
+		default:
+			up.Parallelism, up.Order = u, api.StopFirst
+		}
+	}
+	if up.Strategy != api.Canary && len(up.Steps) > 0 {
+		c.problem(path+".steps", "steps apply to the canary strategy only; set strategy: canary or remove steps")
+	}
+}
+
+// canarySteps reads ascending traffic shares in percent; 100 is added
+// when the list does not end with it.
+func (c *converter) canarySteps(up *api.UpdatePolicy, v any, path string) {
+	list, ok := v.([]any)
+	if !ok || len(list) == 0 {
+		c.problem(path, "steps must be a list of traffic shares in percent, like [5, 25, 100]")
+		return
+	}
+	prev := 0
+	for i, item := range list {
+		f, isNum := number(item)
+		n := int(f)
+		if !isNum || float64(n) != f || n <= prev || n > 100 {
+			c.problem(fmt.Sprintf("%s.%d", path, i), "step %v: steps are whole percentages, rising, between 1 and 100", item)
+			return
+		}
+		up.Steps = append(up.Steps, n)
+		prev = n
+	}
+}
+
+func number(v any) (float64, bool) {
+	switch n := v.(type) {
+	case int:
+		return float64(n), true
+	case int64:
+		return float64(n), true
+	case uint64:
+		return float64(n), true
+	case float64:
+		return n, true
+	}
+	return 0, false
+}
+
+// count reads a whole, non-negative number of tasks (absent: 0).
+func count(v any, present bool) (int, bool) {
+	if !present {
+		return 0, true
+	}
+	f, ok := number(v)
+	if !ok || f < 0 || float64(int(f)) != f {
+		return 0, false
+	}
+	return int(f), true
 }
 
 func (c *converter) berthSecurity(spec *api.ServiceSpec, v any, path string) {

@@ -196,7 +196,8 @@ var serviceRules = map[string]rule{
 	"x-berth": okSub(map[string]rule{
 		"schedule": checked(), // a cron expression
 		"routes":   checked(), // a list of {host, path, port, timeout}
-		"rollout":  okSub(map[string]rule{"deadline": ok()}),
+		"deploy": okSub(map[string]rule{"strategy": ok(), "steps": ok(), "interval": ok(), "max_error_rate": ok(),
+			"max_p99": ok(), "rollback_window": ok(), "deadline": ok(), "max_surge": ok(), "max_unavailable": ok()}),
 		"security": okSub(map[string]rule{"keep_default_capabilities": ok(), "allow_new_privileges": ok()}),
 	}),
 

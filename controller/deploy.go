@@ -91,9 +91,10 @@ func PlanDeploy(stack *api.Stack, cur Current, now time.Time) (store.StackWrite,
 			next := api.ServiceState{
 				Stack: stack.Name, Name: name, Revision: n, Replicas: spec.Replicas,
 				Stopped: state.Stopped, RestartGen: state.RestartGen, UpdatedAt: now,
+				Rollout: state.Rollout, History: state.History,
 			}
 			if exists {
-				next.Rollout = NewRollout(state.Revision, n, spec.Update, now)
+				next.BeginRollout(NewRollout(state.Revision, n, spec.Update, now))
 			}
 			state = next
 			w.Services = append(w.Services, state)
@@ -134,7 +135,53 @@ func NewRollout(from, to int, up api.UpdatePolicy, now time.Time) *api.Rollout {
 	if d <= 0 {
 		d = api.DefaultRolloutDeadline
 	}
-	return &api.Rollout{From: from, To: to, State: api.RolloutInProgress, Started: now, Deadline: now.Add(d)}
+	strategy := up.Strategy
+	if strategy == "" {
+		strategy = api.Rolling
+	}
+	return &api.Rollout{From: from, To: to, State: api.RolloutInProgress, Started: now, Deadline: now.Add(d),
+		Strategy: strategy, TrafficGen: now.UnixNano()}
+}
+
+// CanarySteps returns a policy's canary steps, ending at 100.
+func CanarySteps(up api.UpdatePolicy) []int {
+	steps := up.Steps
+	if len(steps) == 0 {
+		steps = api.DefaultCanarySteps
+	}
+	if steps[len(steps)-1] < 100 {
+		steps = append(append([]int(nil), steps...), 100)
+	}
+	return steps
+}
+
+// canaryTasks is how many new tasks a canary step runs: its share of the
+// replicas, rounded up, at least one.
+func canaryTasks(replicas, percent int) int {
+	n := (replicas*percent + 99) / 100
+	return min(max(n, 1), max(replicas, 1))
+}
+
+// split is the traffic split a service's tasks should carry.
+func split(svc api.ServiceState, up api.UpdatePolicy) api.TrafficSplit {
+	r := svc.Rollout
+	if r == nil || r.TrafficGen == 0 {
+		return api.TrafficSplit{}
+	}
+	s := api.TrafficSplit{Gen: r.TrafficGen}
+	switch {
+	case r.State == api.RolloutRolledBack && svc.Revision == r.From:
+		s.Revision, s.Percent = r.From, 100
+	case r.State == api.RolloutInProgress && svc.Revision == r.To && r.Strategy == api.Canary:
+		if steps := CanarySteps(up); r.Step < len(steps)-1 {
+			s.Revision, s.Percent = r.To, steps[r.Step]
+		}
+	case r.Strategy == api.BlueGreen && svc.Revision == r.To && r.State == api.RolloutInProgress && !r.Switched:
+		s.Revision, s.Percent = r.From, 100
+	case r.Strategy == api.BlueGreen && svc.Revision == r.To:
+		s.Revision, s.Percent = r.To, 100
+	}
+	return s
 }
 
 // Unchanged reports whether a planned deploy changes nothing.

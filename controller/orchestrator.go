@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/berth-dev/berth/api"
+	"github.com/berth-dev/berth/ingress"
 	"github.com/berth-dev/berth/scheduler"
 	"github.com/berth-dev/berth/store"
 )
@@ -23,13 +24,38 @@ type Orchestrator struct {
 	log    *slog.Logger
 	resync time.Duration
 
+	traffic TrafficSource
+
 	mu    sync.Mutex
 	specs map[RevKey]*api.ServiceSpec // revisions are immutable: cache forever while in use
+	// baselines are the proxy's counters when a watched rollout step was
+	// first seen; a window is the counters since.
+	baselines map[baselineKey]baseline
+	watched   bool // a rollout step is being watched
 }
 
-// NewOrchestrator returns an orchestrator over st.
-func NewOrchestrator(st *store.Store, logger *slog.Logger) *Orchestrator {
-	return &Orchestrator{store: st, log: logger, resync: 10 * time.Second, specs: map[RevKey]*api.ServiceSpec{}}
+// TrafficSource reads what the ingress measured per route and revision:
+// the in-process ingress controller or the proxy process.
+type TrafficSource interface {
+	Stats(ctx context.Context) ([]ingress.RevisionStats, error)
+}
+
+type baselineKey struct {
+	stack, service string
+	gen            int64
+}
+
+type baseline struct {
+	at       time.Time
+	old, new ingress.RevisionStats
+}
+
+// NewOrchestrator returns an orchestrator over st. traffic, if not nil,
+// feeds the gates of canary and blue-green rollouts; without it they are
+// judged on readiness alone.
+func NewOrchestrator(st *store.Store, traffic TrafficSource, logger *slog.Logger) *Orchestrator {
+	return &Orchestrator{store: st, log: logger, resync: 10 * time.Second, specs: map[RevKey]*api.ServiceSpec{},
+		traffic: traffic, baselines: map[baselineKey]baseline{}}
 }
 
 // Run reconciles on every change to services, tasks or nodes and on a
@@ -39,7 +65,10 @@ func (o *Orchestrator) Run(ctx context.Context) error {
 	tasks := o.store.Watch(ctx, store.Tasks)
 	nodes := o.store.Watch(ctx, store.Nodes)
 	status := o.store.Watch(ctx, store.Status)
+	// Watched rollout steps are judged at least every second.
 	tick := time.NewTicker(o.resync)
+	fast := time.NewTicker(time.Second)
+	defer fast.Stop()
 	defer tick.Stop()
 	for {
 		if err := o.Reconcile(ctx); err != nil && ctx.Err() == nil {
@@ -53,8 +82,71 @@ func (o *Orchestrator) Run(ctx context.Context) error {
 		case <-nodes:
 		case <-status:
 		case <-tick.C:
+		case <-fast.C:
+			if !o.watching() {
+				continue
+			}
 		}
 	}
+}
+
+// watching reports whether a rollout step is being watched.
+func (o *Orchestrator) watching() bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.watched
+}
+
+// windows returns, for every watched rollout step, what the proxy measured
+// since the step's watch began. It returns nil when the proxy could not be
+// read this pass (no gate is judged then).
+func (o *Orchestrator) windows(ctx context.Context, services []api.ServiceState, now time.Time) map[baselineKey]*Window {
+	want := map[baselineKey]api.ServiceState{}
+	for _, svc := range services {
+		r := svc.Rollout
+		if r != nil && r.State == api.RolloutInProgress && !r.Observing.IsZero() && svc.Revision == r.To {
+			want[baselineKey{svc.Stack, svc.Name, r.TrafficGen}] = svc
+		}
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.watched = len(want) > 0
+	for k := range o.baselines {
+		if _, ok := want[k]; !ok {
+			delete(o.baselines, k)
+		}
+	}
+	if len(want) == 0 {
+		return map[baselineKey]*Window{}
+	}
+	if o.traffic == nil {
+		// Nothing measures traffic: gates see empty windows.
+		out := map[baselineKey]*Window{}
+		for k, svc := range want {
+			out[k] = &Window{Since: svc.Rollout.Observing}
+		}
+		return out
+	}
+	sctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	stats, err := o.traffic.Stats(sctx)
+	cancel()
+	if err != nil {
+		o.log.Warn("read ingress stats for rollout gates", "err", err)
+		return nil
+	}
+	byRev := ingress.ByRevision(stats)
+	out := map[baselineKey]*Window{}
+	for k, svc := range want {
+		revs := byRev[k.stack+"/"+k.service]
+		cur := baseline{at: now, old: revs[svc.Rollout.From], new: revs[svc.Rollout.To]}
+		b, ok := o.baselines[k]
+		if !ok {
+			o.baselines[k] = cur
+			b = cur
+		}
+		out[k] = &Window{New: cur.new.Sub(b.new), Old: cur.old.Sub(b.old), Since: b.at}
+	}
+	return out
 }
 
 // Reconcile runs one pass: read, decide, write.
@@ -85,8 +177,20 @@ func (o *Orchestrator) Reconcile(ctx context.Context) error {
 		ready[st.TaskID] = st.State == api.StateRunning
 		byTask[st.TaskID] = st
 	}
+	now := time.Now().UTC()
+	wins := o.windows(ctx, services, now)
 	for i, svc := range services {
-		next, ev, changed := CheckRollout(svc, tasks, byTask, time.Now().UTC())
+		var up api.UpdatePolicy
+		var win *Window
+		if r := svc.Rollout; r != nil {
+			if spec := specs[RevKey{svc.Stack, svc.Name, r.To}]; spec != nil {
+				up = spec.Update
+			}
+			if wins != nil {
+				win = wins[baselineKey{svc.Stack, svc.Name, r.TrafficGen}]
+			}
+		}
+		next, ev, changed := CheckRollout(svc, up, tasks, byTask, win, now)
 		if !changed {
 			continue
 		}
@@ -95,7 +199,7 @@ func (o *Orchestrator) Reconcile(ctx context.Context) error {
 		}
 		services[i] = next
 		o.event(ctx, *ev)
-		o.log.Info("rollout ended", "stack", svc.Stack, "service", svc.Name, "state", next.Rollout.State, "reason", next.Rollout.Reason)
+		o.log.Info("rollout", "stack", svc.Stack, "service", svc.Name, "state", next.Rollout.State, "reason", next.Rollout.Reason)
 	}
 	plan := PlanTasks(services, specs, tasks, ready, NewID, time.Now().UTC())
 	if len(plan.Put) == 0 && len(plan.Delete) == 0 {
@@ -109,9 +213,13 @@ func (o *Orchestrator) Reconcile(ctx context.Context) error {
 	for _, t := range tasks {
 		stored[t.ID] = t
 	}
+	deleted := make(map[string]bool, len(plan.Delete))
+	for _, t := range plan.Delete {
+		deleted[t.ID] = true
+	}
 	put := plan.Put[:0]
 	for _, t := range plan.Put {
-		if old, ok := stored[t.ID]; ok && old == t {
+		if old, ok := stored[t.ID]; (ok && old == t) || deleted[t.ID] {
 			continue
 		}
 		put = append(put, t)

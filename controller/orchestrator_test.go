@@ -21,7 +21,7 @@ func TestOrchestratorCreatesAndPlacesTasks(t *testing.T) {
 	if err := st.ApplyStack(ctx, w); err != nil {
 		t.Fatal(err)
 	}
-	o := NewOrchestrator(st, slog.New(slog.DiscardHandler))
+	o := NewOrchestrator(st, nil, slog.New(slog.DiscardHandler))
 	if err := o.Reconcile(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -62,7 +62,7 @@ func TestStopFirstWhenTheNewTaskOnlyFitsAlone(t *testing.T) {
 		s.Placement.MaxPerNode = 1
 		return s
 	}
-	o := NewOrchestrator(st, slog.New(slog.DiscardHandler))
+	o := NewOrchestrator(st, nil, slog.New(slog.DiscardHandler))
 	w, _ := PlanDeploy(stackOf(spec("1")), Current{}, time.Now())
 	if err := st.ApplyStack(ctx, w); err != nil {
 		t.Fatal(err)

@@ -7,14 +7,40 @@ import (
 	"time"
 
 	"github.com/berth-dev/berth/api"
+	"github.com/berth-dev/berth/ingress"
 )
 
-// CheckRollout judges a service's rollout in progress: done once every
-// slot runs a ready task of the new revision and nothing else is left;
-// rolled back to the previous revision when a new task crash-loops or
-// fails, or when the deadline passes first. It is pure; changed says
-// whether svc must be written back, and ev is the event to record.
-func CheckRollout(svc api.ServiceState, tasks []api.Task, status map[string]api.TaskStatus, now time.Time) (next api.ServiceState, ev *api.Event, changed bool) {
+// Window is what the proxy measured of a service's two revisions since a
+// rollout step's watch began.
+type Window struct {
+	New, Old ingress.RevisionStats
+	// Since is when the measurement began: the step's watch, or later if
+	// the orchestrator restarted and lost its first reading.
+	Since time.Time
+}
+
+// Gate thresholds that are not per service.
+const (
+	// minSamples is how many requests a revision needs before its error
+	// rate can fail a step early, or its latency be judged at all.
+	minSamples = 20
+	// latencySlack absorbs the histogram's bucket width when the new p99
+	// is compared with twice the old one.
+	latencySlack = 25 * time.Millisecond
+)
+
+// CheckRollout judges a service's rollout in progress. Rolling: done once
+// every slot runs a ready task of the new revision and nothing else is
+// left. Canary: each step's new tasks must all be ready, then the step is
+// watched for the interval and its gates judged (5xx rate and p99 latency
+// of the new revision against the old one and the thresholds) before the
+// next step. Blue-green: the new set must be ready, traffic switches, and
+// the new set is watched for the interval. A new task that crash-loops or
+// fails, a failed gate or the deadline passing rolls the service back to
+// the previous revision. win is nil when nothing measured traffic this
+// pass: gates are not judged then. It is pure; changed says whether svc
+// must be written back, and ev is the event to record.
+func CheckRollout(svc api.ServiceState, up api.UpdatePolicy, tasks []api.Task, status map[string]api.TaskStatus, win *Window, now time.Time) (next api.ServiceState, ev *api.Event, changed bool) {
 	r := svc.Rollout
 	if r == nil || r.State != api.RolloutInProgress || svc.Revision != r.To || svc.Stopped || r.Paused {
 		return svc, nil, false
@@ -42,11 +68,23 @@ func CheckRollout(svc api.ServiceState, tasks []api.Task, status map[string]api.
 	}
 	out := svc
 	rr := *r
+	rr.Gates = append([]api.GateResult(nil), r.Gates...)
 	out.Rollout = &rr
-	switch {
-	case len(failures) > 0:
+	if len(failures) > 0 {
 		sort.Strings(failures)
 		return rollBack(out, "new revision failing: "+strings.Join(failures, "; "), now)
+	}
+	switch r.Strategy {
+	case api.Canary:
+		steps := CanarySteps(up)
+		if r.Step < len(steps)-1 {
+			return watchStep(out, up, ready, canaryTasks(svc.Replicas, steps[r.Step]), win, now,
+				fmt.Sprintf("canary step %d of %d (%d%% of traffic)", r.Step+1, len(steps), steps[r.Step]))
+		}
+	case api.BlueGreen:
+		return watchStep(out, up, ready, svc.Replicas, win, now, "blue-green cutover")
+	}
+	switch {
 	case ready >= svc.Replicas && others == 0:
 		rr.State, rr.Ended = api.RolloutDone, now
 		out.UpdatedAt = now
@@ -56,6 +94,124 @@ func CheckRollout(svc api.ServiceState, tasks []api.Task, status map[string]api.
 		return rollBack(out, fmt.Sprintf("%d of %d tasks of revision %d ready after the %s deadline", ready, svc.Replicas, r.To, r.Deadline.Sub(r.Started).Round(time.Second)), now)
 	}
 	return svc, nil, false
+}
+
+// watchStep runs one watched step of a canary or blue-green rollout: wait
+// for its want new tasks to be ready (within the deadline), start the
+// watch (a blue-green rollout switches traffic here), judge the gates,
+// and move on when the interval passed with every gate green.
+func watchStep(out api.ServiceState, up api.UpdatePolicy, ready, want int, win *Window, now time.Time, what string) (api.ServiceState, *api.Event, bool) {
+	r := out.Rollout
+	interval := up.Interval.D()
+	if interval <= 0 {
+		interval = api.DefaultStepInterval
+	}
+	if r.Observing.IsZero() {
+		switch {
+		case ready >= want:
+			r.Observing = now
+			msg := fmt.Sprintf("%s: %d new tasks ready; watching for %s", what, ready, interval)
+			typ := "rollout.step"
+			if r.Strategy == api.BlueGreen {
+				r.Switched = true
+				r.TrafficGen = now.UnixNano()
+				typ = "rollout.switched"
+				msg = fmt.Sprintf("traffic switched to revision %d (%d tasks); watching for %s, revision %d stays up until then", r.To, ready, interval, r.From)
+			}
+			r.Gates = append(r.Gates, api.GateResult{Step: r.Step, Gate: "ready", Passed: true, Detail: fmt.Sprintf("%d of %d new tasks ready", ready, want), At: now})
+			return out, &api.Event{Type: typ, Stack: out.Stack, Service: out.Name, Message: msg}, true
+		case !now.Before(r.Deadline):
+			return rollBack(out, fmt.Sprintf("%s: %d of %d new tasks ready after the %s deadline", what, ready, want, r.Deadline.Sub(r.Started).Round(time.Second)), now)
+		}
+		return out, nil, false
+	}
+	if win == nil {
+		return out, nil, false
+	}
+	since := r.Observing
+	if win.Since.After(since) {
+		since = win.Since
+	}
+	over := !now.Before(since.Add(interval))
+	gates := judge(up, *win, r.Step, now)
+	for _, g := range gates {
+		early := g.Gate == "errors" && win.New.Requests >= minSamples
+		if !g.Passed && (over || early) {
+			r.Gates = append(r.Gates, gates...)
+			return rollBack(out, fmt.Sprintf("%s: %s gate failed: %s", what, g.Gate, g.Detail), now)
+		}
+	}
+	if !over {
+		return out, nil, false
+	}
+	r.Gates = append(r.Gates, gates...)
+	var details []string
+	for _, g := range gates {
+		details = append(details, g.Gate+" "+g.Detail)
+	}
+	if r.Strategy == api.BlueGreen {
+		r.State, r.Ended = api.RolloutDone, now
+		out.UpdatedAt = now
+		return out, &api.Event{Type: "rollout.done", Stack: out.Stack, Service: out.Name,
+			Message: fmt.Sprintf("revision %d serves all %d replicas (from revision %d in %s; %s); revision %d kept stopped for rollback",
+				r.To, out.Replicas, r.From, now.Sub(r.Started).Round(time.Millisecond), strings.Join(details, "; "), r.From)}, true
+	}
+	r.Step++
+	r.Observing = time.Time{}
+	r.TrafficGen = now.UnixNano()
+	d := up.Deadline.D()
+	if d <= 0 {
+		d = api.DefaultRolloutDeadline
+	}
+	r.Deadline = now.Add(d)
+	steps := CanarySteps(up)
+	return out, &api.Event{Type: "rollout.step", Stack: out.Stack, Service: out.Name,
+		Message: fmt.Sprintf("%s passed (%s); next: %d%% of traffic", what, strings.Join(details, "; "), steps[min(r.Step, len(steps)-1)])}, true
+}
+
+// judge evaluates the gates on what the proxy measured: the new
+// revision's 5xx rate may exceed the old one's by at most the policy's
+// margin, and its p99 latency may not pass the policy's bound nor twice
+// the old revision's (plus the histogram's slack).
+func judge(up api.UpdatePolicy, w Window, step int, now time.Time) []api.GateResult {
+	maxErr := up.MaxErrorRate
+	if maxErr <= 0 {
+		maxErr = api.DefaultMaxErrorRate
+	}
+	n, o := w.New, w.Old
+	errs := api.GateResult{Step: step, Gate: "errors", Passed: true, At: now}
+	oldRate := 0.0
+	if o.Requests >= minSamples {
+		oldRate = o.ErrorRate()
+	}
+	errs.Detail = fmt.Sprintf("5xx %.1f%% of %d requests (previous revision %.1f%% of %d; margin %.1f%%)",
+		100*n.ErrorRate(), n.Requests, 100*o.ErrorRate(), o.Requests, 100*maxErr)
+	if n.Requests == 0 {
+		errs.Detail = "no requests reached the new revision"
+	} else if n.Errors > 0 && n.ErrorRate() > oldRate+maxErr {
+		errs.Passed = false
+	}
+	lat := api.GateResult{Step: step, Gate: "latency", Passed: true, At: now}
+	switch {
+	case n.Requests < minSamples:
+		lat.Detail = fmt.Sprintf("%d requests: too few to judge", n.Requests)
+	default:
+		p99 := n.Quantile(0.99)
+		lat.Detail = fmt.Sprintf("p99 %s", p99.Round(time.Millisecond))
+		if bound := up.MaxP99.D(); bound > 0 && p99 > bound {
+			lat.Passed = false
+			lat.Detail += fmt.Sprintf(" above the %s bound", bound)
+		}
+		if o.Requests >= minSamples {
+			op99 := o.Quantile(0.99)
+			lat.Detail += fmt.Sprintf(" (previous revision %s)", op99.Round(time.Millisecond))
+			if p99 > 2*op99+latencySlack {
+				lat.Passed = false
+				lat.Detail += ", more than twice as slow"
+			}
+		}
+	}
+	return []api.GateResult{errs, lat}
 }
 
 // AbortRollout rolls a rollout in progress back at once.
@@ -73,6 +229,7 @@ func AbortRollout(svc api.ServiceState, reason string, now time.Time) (api.Servi
 func rollBack(svc api.ServiceState, reason string, now time.Time) (api.ServiceState, *api.Event, bool) {
 	r := svc.Rollout
 	r.State, r.Reason, r.Ended = api.RolloutRolledBack, reason, now
+	r.TrafficGen = now.UnixNano() // all traffic back to the previous revision at once
 	svc.Revision = r.From
 	svc.UpdatedAt = now
 	return svc, &api.Event{Type: "rollout.rolled_back", Stack: svc.Stack, Service: svc.Name,

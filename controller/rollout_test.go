@@ -43,7 +43,7 @@ func TestCheckRollout(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.desc, func(t *testing.T) {
 			t.Parallel()
-			next, ev, changed := CheckRollout(svc, tt.tasks, tt.status, tt.now)
+			next, ev, changed := CheckRollout(svc, api.UpdatePolicy{}, tt.tasks, tt.status, nil, tt.now)
 			if tt.state == "" {
 				if changed {
 					t.Fatalf("changed to %+v", next.Rollout)

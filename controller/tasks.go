@@ -69,6 +69,119 @@ type slotTasks struct {
 }
 
 func planService(plan *TaskPlan, svc api.ServiceState, up api.UpdatePolicy, existing []api.Task, ready map[string]bool, newID func() string, now time.Time) {
+	puts, dels := len(plan.Put), len(plan.Delete)
+	r := svc.Rollout
+	inProgress := r != nil && r.State == api.RolloutInProgress && r.To == svc.Revision && !svc.Stopped
+	switch {
+	case inProgress && r.Strategy == api.Canary && canaryStep(up, r) < 100:
+		planSurge(plan, svc, existing, canaryTasks(svc.Replicas, canaryStep(up, r)), newID, now)
+	case inProgress && r.Strategy == api.BlueGreen:
+		planSurge(plan, svc, existing, svc.Replicas, newID, now)
+	case r != nil && r.Strategy == api.BlueGreen && r.State == api.RolloutDone && r.To == svc.Revision:
+		planKeepStopped(plan, svc, up, existing, ready, newID, now)
+	default:
+		planRolling(plan, svc, up, existing, ready, newID, now)
+	}
+	// Every task that stays carries the service's traffic split.
+	want := split(svc, up)
+	gone := map[string]bool{}
+	for _, t := range plan.Delete[dels:] {
+		gone[t.ID] = true
+	}
+	putAt := map[string]int{}
+	for i := puts; i < len(plan.Put); i++ {
+		plan.Put[i].Traffic = want
+		putAt[plan.Put[i].ID] = i
+	}
+	for _, t := range existing {
+		if gone[t.ID] || t.Traffic == want {
+			continue
+		}
+		if _, ok := putAt[t.ID]; ok {
+			continue
+		}
+		t.Traffic = want
+		plan.Put = append(plan.Put, t)
+	}
+}
+
+// canaryStep is the traffic share (percent) of a canary's current step.
+func canaryStep(up api.UpdatePolicy, r *api.Rollout) int {
+	steps := CanarySteps(up)
+	return steps[min(r.Step, len(steps)-1)]
+}
+
+// planSurge runs a new task beside the old ones in the first n slots and
+// deletes nothing of the previous revision: a canary step (the traffic
+// split gives the new tasks their share) or a blue-green staging (the new
+// set gets no traffic until the switch). Tasks of any third revision go.
+func planSurge(plan *TaskPlan, svc api.ServiceState, existing []api.Task, n int, newID func() string, now time.Time) {
+	bySlot := map[int][]api.Task{}
+	for _, t := range existing {
+		bySlot[t.Slot] = append(bySlot[t.Slot], t)
+	}
+	for slot := 1; slot <= svc.Replicas; slot++ {
+		ts := bySlot[slot]
+		sortTasks(ts)
+		var cur *api.Task
+		for i := range ts {
+			t := ts[i]
+			switch {
+			case t.Revision == svc.Revision && t.RestartGen == svc.RestartGen && cur == nil:
+				cur = &ts[i]
+				if t.Desired != api.DesiredRunning {
+					t.Desired = api.DesiredRunning
+					plan.Put = append(plan.Put, t)
+				}
+			case t.Revision == svc.Revision && t.RestartGen == svc.RestartGen:
+				plan.Delete = append(plan.Delete, t)
+			case t.Revision != svc.Rollout.From:
+				plan.Delete = append(plan.Delete, t)
+			case t.Desired != api.DesiredRunning:
+				t.Desired = api.DesiredRunning
+				plan.Put = append(plan.Put, t)
+			}
+		}
+		if cur == nil && slot <= n {
+			plan.Put = append(plan.Put, api.Task{ID: newID(), Stack: svc.Stack, Service: svc.Name, Slot: slot,
+				Revision: svc.Revision, RestartGen: svc.RestartGen, Desired: api.DesiredRunning, CreatedAt: now})
+		}
+	}
+	for slot, ts := range bySlot {
+		if slot < 1 || slot > svc.Replicas {
+			plan.Delete = append(plan.Delete, ts...)
+		}
+	}
+}
+
+// planKeepStopped follows a finished blue-green rollout: the new set runs
+// as usual and the previous one stays, stopped, for the rollback window
+// (a rollback then only starts containers); after it, it goes.
+func planKeepStopped(plan *TaskPlan, svc api.ServiceState, up api.UpdatePolicy, existing []api.Task, ready map[string]bool, newID func() string, now time.Time) {
+	window := up.RollbackWindow.D()
+	if window <= 0 {
+		window = api.DefaultRollbackWindow
+	}
+	if !now.Before(svc.Rollout.Ended.Add(window)) {
+		planRolling(plan, svc, up, existing, ready, newID, now)
+		return
+	}
+	var current []api.Task
+	for _, t := range existing {
+		switch {
+		case t.Revision == svc.Revision && t.RestartGen == svc.RestartGen:
+			current = append(current, t)
+		case t.Revision == svc.Rollout.From && t.Desired != api.DesiredStopped:
+			t.Desired = api.DesiredStopped
+			plan.Put = append(plan.Put, t)
+		case t.Revision != svc.Rollout.From:
+			plan.Delete = append(plan.Delete, t)
+		}
+	}
+	planRolling(plan, svc, up, current, ready, newID, now)
+}
+
+func planRolling(plan *TaskPlan, svc api.ServiceState, up api.UpdatePolicy, existing []api.Task, ready map[string]bool, newID func() string, now time.Time) {
 	desired := api.DesiredRunning
 	if svc.Stopped {
 		desired = api.DesiredStopped

@@ -128,7 +128,7 @@ func Up(ctx context.Context, cfg Config) error {
 	ag := agent.New(agent.Config{ClusterID: clusterID, NodeID: nodeID, NodeName: nodeName, Defaults: cfg.Defaults},
 		st, drv, log.With("component", "agent"), hooks)
 	jobs := controller.NewJobs(st, ag, nodeID, log.With("component", "jobs"))
-	orch := controller.NewOrchestrator(st, log.With("component", "orchestrator"))
+	orch := controller.NewOrchestrator(st, hooks, log.With("component", "orchestrator"))
 	srv := server.New(server.Config{ClusterID: clusterID, Version: cfg.Version, Commit: cfg.Commit, Engine: info.Version, Ingress: ingressAddr},
 		st, imageResolver{drv}, ag, jobs, log.With("component", "api"))
 
@@ -159,7 +159,14 @@ func Up(ctx context.Context, cfg Config) error {
 
 // startIngress runs the ingress in this process, or makes sure a proxy
 // process runs and returns hooks that drive it.
-func startIngress(ctx context.Context, cfg Config, log *slog.Logger) (agent.Hooks, string, map[string]func(context.Context) error, func(), error) {
+// ingressHooks is the ingress as the rest of berth up sees it: the
+// agent's task hooks and the traffic counters rollout gates read.
+type ingressHooks interface {
+	agent.Hooks
+	controller.TrafficSource
+}
+
+func startIngress(ctx context.Context, cfg Config, log *slog.Logger) (ingressHooks, string, map[string]func(context.Context) error, func(), error) {
 	ilog := log.With("component", "ingress")
 	parts := map[string]func(context.Context) error{}
 	if cfg.ProxyProcess {

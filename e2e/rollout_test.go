@@ -27,7 +27,7 @@ services:
       timeout: 2s
       retries: 2
     x-berth:
-      rollout:
+      deploy:
         deadline: %s
 `, probeImage, cmd, deadline)
 }

@@ -23,9 +23,10 @@ type Controller struct {
 	bindHost     string
 	drainTimeout time.Duration
 
-	mu    sync.Mutex
-	tasks map[string]readyTask
-	tcp   map[uint16]*TCPProxy
+	mu     sync.Mutex
+	tasks  map[string]readyTask
+	splits map[string]api.TrafficSplit // by stack/service: the newest seen
+	tcp    map[uint16]*TCPProxy
 }
 
 type readyTask struct {
@@ -58,7 +59,21 @@ func NewController(p *Proxy, opts ControllerOptions) *Controller {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	return &Controller{http: p, log: opts.Logger, bindHost: opts.BindHost, drainTimeout: opts.DrainTimeout,
-		tasks: map[string]readyTask{}, tcp: map[uint16]*TCPProxy{}}
+		tasks: map[string]readyTask{}, splits: map[string]api.TrafficSplit{}, tcp: map[uint16]*TCPProxy{}}
+}
+
+// noteSplit keeps the newest traffic split heard of for t's service and
+// reports whether it changed.
+func (c *Controller) noteSplit(t api.Task) bool {
+	if t.Traffic.Gen == 0 || t.Stack == "" {
+		return false
+	}
+	k := t.Stack + "/" + t.Service
+	if cur, ok := c.splits[k]; ok && cur.Gen >= t.Traffic.Gen {
+		return false
+	}
+	c.splits[k] = t.Traffic
+	return true
 }
 
 // TaskReady puts a running, healthy task into traffic.
@@ -69,7 +84,8 @@ func (c *Controller) TaskReady(t api.Task, spec *api.ServiceSpec, addr string) {
 	rt := readyTask{stack: t.Stack, service: t.Service, revision: t.Revision, addr: addr, routes: spec.Routes, ports: spec.Ports}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if old, ok := c.tasks[t.ID]; ok && reflect.DeepEqual(old, rt) {
+	split := c.noteSplit(t)
+	if old, ok := c.tasks[t.ID]; ok && reflect.DeepEqual(old, rt) && !split {
 		return
 	}
 	c.tasks[t.ID] = rt
@@ -81,7 +97,8 @@ func (c *Controller) TaskReady(t api.Task, spec *api.ServiceSpec, addr string) {
 func (c *Controller) TaskNotReady(t api.Task) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if _, ok := c.tasks[t.ID]; !ok {
+	split := c.noteSplit(t)
+	if _, ok := c.tasks[t.ID]; !ok && !split {
 		return
 	}
 	delete(c.tasks, t.ID)
@@ -100,8 +117,9 @@ func (c *Controller) TaskNotReady(t api.Task) {
 // graceful shutdown does exactly that) within its stop grace period.
 func (c *Controller) TaskStopping(ctx context.Context, t api.Task) {
 	c.mu.Lock()
+	split := c.noteSplit(t)
 	_, ok := c.tasks[t.ID]
-	if ok {
+	if ok || split {
 		delete(c.tasks, t.ID)
 		c.applyLocked()
 	}
@@ -156,8 +174,19 @@ func (c *Controller) applyLocked() {
 		}
 	}
 	var table Table
+	live := map[string]bool{}
 	for _, r := range routes {
+		live[r.Name] = true
+		r.Endpoints = applySplit(r.Endpoints, c.splits[r.Name])
 		table.Routes = append(table.Routes, *r)
+	}
+	for _, t := range c.tasks {
+		live[t.stack+"/"+t.service] = true
+	}
+	for k := range c.splits {
+		if !live[k] {
+			delete(c.splits, k)
+		}
 	}
 	sort.Slice(table.Routes, func(i, j int) bool {
 		return table.Routes[i].Host+table.Routes[i].PathPrefix < table.Routes[j].Host+table.Routes[j].PathPrefix
@@ -177,7 +206,7 @@ func (c *Controller) applyLocked() {
 			c.tcp[port] = p
 			c.log.Info("published port", "port", port, "service", owner[port])
 		}
-		p.Update(eps)
+		p.Update(applySplit(eps, c.splits[owner[port]]))
 	}
 	for port, p := range c.tcp {
 		if _, ok := ports[port]; !ok {
@@ -187,6 +216,46 @@ func (c *Controller) applyLocked() {
 		}
 	}
 }
+
+// applySplit weights a route's endpoints by a traffic split: the split's
+// revision gets its percent, the other revisions share the rest, each
+// share spread evenly over the revision's endpoints. Endpoints whose share
+// is zero leave the route. When one side of the split has no ready
+// endpoint, every ready endpoint serves: a route never goes dark because
+// of a split.
+func applySplit(eps []Endpoint, s api.TrafficSplit) []Endpoint {
+	if s.Revision == 0 {
+		return eps
+	}
+	var in, out int
+	for _, e := range eps {
+		if e.Revision == s.Revision {
+			in++
+		} else {
+			out++
+		}
+	}
+	if in == 0 || out == 0 {
+		return eps
+	}
+	kept := eps[:0:0]
+	for _, e := range eps {
+		share, n := 100-s.Percent, out
+		if e.Revision == s.Revision {
+			share, n = s.Percent, in
+		}
+		if share <= 0 {
+			continue
+		}
+		e.Weight = max(1, share*1000/n)
+		kept = append(kept, e)
+	}
+	return kept
+}
+
+// Stats returns the HTTP proxy's per-route, per-revision counters (the
+// same call as Remote.Stats).
+func (c *Controller) Stats(context.Context) ([]RevisionStats, error) { return c.http.Stats(), nil }
 
 // Published lists the ports with a listener (tests, status).
 func (c *Controller) Published() map[uint16]string {

@@ -50,6 +50,9 @@ func ControlHandler(c *Controller, httpAddr string) http.Handler {
 		c.mu.Unlock()
 		_ = json.NewEncoder(w).Encode(ProcessStatus{PID: os.Getpid(), HTTPAddr: httpAddr, Tasks: n})
 	})
+	mux.HandleFunc("GET /v1/stats", func(w http.ResponseWriter, r *http.Request) {
+		_ = json.NewEncoder(w).Encode(c.http.Stats())
+	})
 	mux.HandleFunc("POST /v1/ready", func(w http.ResponseWriter, r *http.Request) {
 		var req readyRequest
 		if err := json.NewDecoder(io.LimitReader(r.Body, 1<<20)).Decode(&req); err != nil {
@@ -151,6 +154,23 @@ func (r *Remote) Status(ctx context.Context) (ProcessStatus, error) {
 	}
 	defer resp.Body.Close()
 	return st, json.NewDecoder(resp.Body).Decode(&st)
+}
+
+// Stats reads the proxy process's per-route, per-revision counters.
+func (r *Remote) Stats(ctx context.Context) ([]RevisionStats, error) {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://proxy/v1/stats", nil)
+	resp, err := r.hc.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("proxy stats: %s", resp.Status)
+	}
+	var out []RevisionStats
+	return out, json.NewDecoder(io.LimitReader(resp.Body, 64<<20)).Decode(&out)
 }
 
 // Supervisor keeps a proxy process running: it finds one already serving

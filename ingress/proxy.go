@@ -42,6 +42,7 @@ type Proxy struct {
 
 	mu     sync.Mutex
 	states map[string]*endpoint // by task+addr: survives table generations
+	stats  statsSet             // per route and revision: survives generations
 }
 
 // endpoint is the live state of one endpoint across generations.
@@ -108,6 +109,12 @@ func (p *Proxy) Update(t Table) error {
 	for _, rs := range c.byHost {
 		for _, rt := range rs {
 			rt.rp = p.reverseProxy(rt)
+			rt.stats = map[int]*revCounters{}
+			for _, ep := range rt.eps {
+				if _, ok := rt.stats[ep.Revision]; !ok {
+					rt.stats[ep.Revision] = p.stats.get(statsKey{rt.Name, rt.Host, rt.PathPrefix, ep.Revision})
+				}
+			}
 		}
 	}
 	for k, st := range p.states {
@@ -179,19 +186,27 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rt.rp.ServeHTTP(w, r)
 }
 
+// Stats returns the counters of every route and revision seen.
+func (p *Proxy) Stats() []RevisionStats { return p.stats.snapshot() }
+
 func (p *Proxy) proxyError(w http.ResponseWriter, r *http.Request, err error) {
-	status := http.StatusBadGateway
-	switch {
-	case errors.Is(err, context.DeadlineExceeded):
-		status = http.StatusGatewayTimeout
-	case errors.Is(err, context.Canceled):
-		// The client went away; nobody reads the status.
-		status = 499
-	case errors.Is(err, errNoEndpoint):
-		status = http.StatusServiceUnavailable
-	}
+	status := errorStatus(err)
 	p.log.Debug("proxy error", "host", r.Host, "path", r.URL.Path, "status", status, "err", err)
 	w.WriteHeader(status)
+}
+
+// errorStatus is the status the client gets when a request failed.
+func errorStatus(err error) int {
+	switch {
+	case errors.Is(err, context.DeadlineExceeded):
+		return http.StatusGatewayTimeout
+	case errors.Is(err, context.Canceled):
+		// The client went away; nobody reads the status.
+		return 499
+	case errors.Is(err, errNoEndpoint):
+		return http.StatusServiceUnavailable
+	}
+	return http.StatusBadGateway
 }
 
 var errNoEndpoint = errors.New("no endpoint could be reached")
@@ -225,6 +240,7 @@ func (b *balancer) RoundTrip(req *http.Request) (*http.Response, error) {
 	rt := b.rt
 	var tried []*endpoint
 	var lastErr error
+	start := time.Now()
 	for attempt := 0; attempt <= b.p.opts.Retries; attempt++ {
 		ep := pick(rt, tried, time.Now().UnixNano())
 		if ep == nil {
@@ -237,11 +253,13 @@ func (b *balancer) RoundTrip(req *http.Request) (*http.Response, error) {
 		resp, err := b.p.up.roundTrip(req, ep.key(), ep.Addr)
 		if err == nil {
 			resp.Body = &countedBody{ReadCloser: resp.Body, ep: ep}
+			rt.observe(ep.Revision, resp.StatusCode, time.Since(start))
 			return resp, nil
 		}
 		ep.inflight.Add(-1)
 		lastErr = err
 		if !notConnected(err) || req.Context().Err() != nil {
+			rt.observe(ep.Revision, errorStatus(err), time.Since(start))
 			return nil, err
 		}
 		// Passive health check: the task refused or did not answer the
@@ -252,6 +270,9 @@ func (b *balancer) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	if lastErr == nil {
 		lastErr = errNoEndpoint
+	}
+	if n := len(tried); n > 0 {
+		rt.observe(tried[n-1].Revision, http.StatusServiceUnavailable, time.Since(start))
 	}
 	return nil, errors.Join(errNoEndpoint, lastErr)
 }

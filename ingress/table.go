@@ -51,6 +51,13 @@ type route struct {
 	total int  // sum of weights
 	mixed bool // endpoints of more than one revision
 	rp    *httputil.ReverseProxy
+	stats map[int]*revCounters // by revision; set by Proxy.Update
+}
+
+func (r *route) observe(revision, status int, took time.Duration) {
+	if c := r.stats[revision]; c != nil {
+		c.observe(status, took)
+	}
 }
 
 func compile(t Table, states func(Endpoint) *endpoint) (*compiled, error) {

@@ -189,7 +189,7 @@ func (s *Server) stackStatus(w http.ResponseWriter, r *http.Request) (any, error
 			return nil, err
 		}
 		ss := api.ServiceStatus{Name: svc.Name, Revision: svc.Revision, Image: rev.Spec.Image, ImageID: rev.Spec.ImageID,
-			Replicas: svc.Replicas, Stopped: svc.Stopped, Schedule: rev.Spec.Schedule, Rollout: svc.Rollout, Tasks: []api.TaskView{}}
+			Replicas: svc.Replicas, Stopped: svc.Stopped, Schedule: rev.Spec.Schedule, Rollout: svc.Rollout, History: svc.History, Tasks: []api.TaskView{}}
 		for _, v := range views {
 			if v.Task.Service != svc.Name {
 				continue
@@ -372,7 +372,7 @@ func (s *Server) rollback(w http.ResponseWriter, r *http.Request) (any, error) {
 			problem = api.NotFoundf("service %q has no revision %d; see `berth history %s`", svc.Name, to, svc.Stack)
 			return
 		}
-		svc.Rollout = controller.NewRollout(svc.Revision, to, rev.Spec.Update, time.Now().UTC())
+		svc.BeginRollout(controller.NewRollout(svc.Revision, to, rev.Spec.Update, time.Now().UTC()))
 		svc.Revision = to
 	}, func() error { return problem })
 	return res, err

@@ -93,7 +93,20 @@ func check(url string) int {
 func serve() {
 	host, _ := os.Hostname()
 	mux := http.NewServeMux()
+	// PROBE_STATUS makes every page but "/" (the readiness path) answer
+	// with another status, and PROBE_DELAY every page answer more slowly:
+	// a bad or slow version that passes its readiness check, so only its
+	// traffic shows the fault.
+	status := http.StatusOK
+	if v, err := strconv.Atoi(os.Getenv("PROBE_STATUS")); err == nil && v > 0 {
+		status = v
+	}
+	delay, _ := time.ParseDuration(os.Getenv("PROBE_DELAY"))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		time.Sleep(delay)
+		if r.URL.Path != "/" {
+			w.WriteHeader(status)
+		}
 		fmt.Fprintf(w, "probe %s %s\n", host, os.Getenv("VERSION"))
 	})
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "ok") })
