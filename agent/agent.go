@@ -77,6 +77,10 @@ type Agent struct {
 	ooms    map[string]bool // tasks whose OOM kill event was seen and not yet judged
 	syncing map[string]bool // tasks with a sync goroutine running
 	dirty   map[string]bool // tasks kicked again while syncing
+	// removing holds the containers being drained, stopped and removed
+	// in the background; removals bounds how many at a time.
+	removing map[string]bool
+	removals chan struct{}
 	syncs   sync.WaitGroup
 	lastErr error
 
@@ -129,6 +133,7 @@ func New(cfg Config, st *store.Store, drv runtime.Driver, logger *slog.Logger, h
 		vols:     map[string]bool{},
 		jobs:     map[string]bool{},
 		syncing:  map[string]bool{},
+		removing: map[string]bool{},
 		ooms:     map[string]bool{},
 		dirty:    map[string]bool{},
 		timers:   map[string]*time.Timer{},
@@ -286,7 +291,7 @@ func (a *Agent) reconcile(ctx context.Context) error {
 		go func() { defer wg.Done(); defer func() { <-sem }(); f() }()
 	}
 	for _, c := range orphans {
-		run(func() { a.removeOrphan(ctx, c) })
+		a.removeAsync(ctx, c)
 	}
 	for id, t := range desired {
 		cs := byTask[id]
@@ -388,6 +393,40 @@ func (a *Agent) stackVolumes(stack string) map[string]api.VolumeSpec {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	return a.stacks[stack].Volumes
+}
+
+// removeAsync removes an orphan in the background: its drain and stop
+// grace can take many seconds, and the pass must not wait on them (a new
+// task's readiness is judged by the same loop).
+func (a *Agent) removeAsync(ctx context.Context, c runtime.Container) {
+	a.mu.Lock()
+	if a.removing[c.ID] {
+		a.mu.Unlock()
+		return
+	}
+	a.removing[c.ID] = true
+	if a.removals == nil {
+		a.removals = make(chan struct{}, max(a.cfg.Workers, 1))
+	}
+	sem := a.removals
+	a.mu.Unlock()
+	a.syncs.Add(1)
+	go func() {
+		defer a.syncs.Done()
+		defer func() {
+			a.mu.Lock()
+			delete(a.removing, c.ID)
+			a.mu.Unlock()
+		}()
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+			return
+		}
+		defer func() { <-sem }()
+		a.removeOrphan(ctx, c)
+		a.Kick() // the next pass removes a network this container was the last on
+	}()
 }
 
 // removeOrphan stops and removes a container of this cluster and node that

@@ -254,14 +254,26 @@ func (b *berth) waitRunning(stack, service string, want int) api.ServiceStatus {
 				continue
 			}
 			svc = s
+			// A blue-green rollout's previous set stays, stopped, for
+			// the rollback window: it is not counted.
+			kept := map[string]bool{}
+			tasks := 0
+			for _, tv := range s.Tasks {
+				if tv.Task.Revision != s.Revision && tv.Task.Desired == api.DesiredStopped {
+					kept[tv.Task.ID] = true
+					continue
+				}
+				tasks++
+			}
 			n := 0
 			for _, c := range b.containers(stack) {
-				if c.Labels[api.LabelService] == service {
+				if c.Labels[api.LabelService] == service && !kept[c.Labels[api.LabelTask]] {
 					n++
 				}
 			}
-			return s.Running == want && len(s.Tasks) == want && n == want,
-				fmt.Sprintf("running %d, tasks %d, containers %d", s.Running, len(s.Tasks), n)
+			inProgress := s.Rollout != nil && s.Rollout.State == api.RolloutInProgress
+			return s.Running == want && tasks == want && n == want && !inProgress,
+				fmt.Sprintf("running %d, tasks %d, containers %d, rollout in progress %v", s.Running, tasks, n, inProgress)
 		}
 		return false, "service not found"
 	})

@@ -269,13 +269,15 @@ services:
 	t.Logf("%d requests across 3 kill -9 of berth, 0 failed", counts["ok"])
 }
 
-// TestGaplessCyclesThroughRoute: GET, POST and streaming clients on an
-// HTTP route while the service goes through deploy, rollback and deploy
-// again: every request succeeds and every stream is read whole.
+// TestGaplessCyclesThroughRoute is the stress test of zero-downtime
+// delivery: 8 workers send GETs, POSTs with a body and streaming GETs
+// through the ingress while the service goes through 20 cycles of
+// rolling deploy, rollback, canary promotion and blue-green switch; not
+// one request may fail or get a non-2xx answer.
 func TestGaplessCyclesThroughRoute(t *testing.T) {
 	t.Parallel()
 	b := startBerth(t)
-	doc := func(v string) string {
+	doc := func(v, strategy string) string {
 		return fmt.Sprintf(`
 services:
   web:
@@ -288,9 +290,12 @@ services:
       routes:
         - host: gapless.test
           port: 8080
-`, helloImage, v)
+      deploy:
+        strategy: %s
+        interval: 1s
+%s`, helloImage, v, strategy, map[bool]string{true: "        steps: [50, 100]\n"}[strategy == "canary"])
 	}
-	b.deploy("gap", doc("v1"))
+	b.deploy("gap", doc("v1", "rolling"))
 	b.waitRunning("gap", "web", 2)
 	v, err := b.cl.Version(context.Background())
 	if err != nil {
@@ -337,21 +342,32 @@ services:
 			return "stream", err
 		},
 	)
-	b.deploy("gap", doc("v2"))
-	b.waitRunning("gap", "web", 2)
-	b.mustCLI("rollback", "gap", "--timeout", "60s")
-	b.waitRunning("gap", "web", 2)
-	b.deploy("gap", doc("v3"))
-	b.waitRunning("gap", "web", 2)
+	// 20 cycles: rolling deploy, rollback, canary promotion, blue-green
+	// switch, five times over.
+	for i := range 20 {
+		began := time.Now()
+		switch i % 4 {
+		case 0:
+			b.deploy("gap", doc(fmt.Sprintf("v%d", i+2), "rolling"))
+		case 1:
+			b.mustCLI("rollback", "gap", "--timeout", "60s")
+		case 2:
+			b.deploy("gap", doc(fmt.Sprintf("v%d", i+2), "canary"))
+		case 3:
+			b.deploy("gap", doc(fmt.Sprintf("v%d", i+2), "blue-green"))
+		}
+		b.waitRunning("gap", "web", 2)
+		t.Logf("cycle %d (%s) took %s", i+1, []string{"rolling deploy", "rollback", "canary", "blue-green"}[i%4], time.Since(began).Round(time.Millisecond))
+	}
 	time.Sleep(500 * time.Millisecond)
 	counts, failures := l.Stop()
 	if len(failures) > 0 {
-		t.Fatalf("%d requests failed across deploy, rollback, deploy; first: %s (succeeded: %v)", len(failures), failures[0], counts)
+		t.Fatalf("%d requests failed across 20 deploy, rollback, canary and blue-green cycles; first: %s (succeeded: %v)", len(failures), failures[0], counts)
 	}
 	for _, k := range []string{"get", "post", "stream"} {
 		if counts[k] == 0 {
 			t.Fatalf("no %s request completed: %v", k, counts)
 		}
 	}
-	t.Logf("0 failed across deploy, rollback, deploy: %v", counts)
+	t.Logf("0 failed across 20 deploy, rollback, canary and blue-green cycles: %v", counts)
 }

@@ -48,6 +48,13 @@ type Proxy struct {
 // endpoint is the live state of one endpoint across generations.
 type endpoint struct {
 	Endpoint
+	*counters
+}
+
+// counters belong to the task's address, not to one generation's view of
+// it: a new weight or revision makes a new endpoint sharing them, so
+// requests in flight on the old one still count (and uncount) for Drain.
+type counters struct {
 	inflight  atomic.Int64
 	ejectedAt atomic.Int64 // unix nanos until which it is ejected
 	requests  atomic.Int64
@@ -90,15 +97,13 @@ func (p *Proxy) Update(t Table) error {
 		live[k] = true
 		st, ok := p.states[k]
 		if !ok {
-			st = &endpoint{Endpoint: ep}
+			st = &endpoint{Endpoint: ep, counters: &counters{}}
 			p.states[k] = st
 		}
 		if st.Endpoint != ep {
-			// Weight or revision changed: a fresh state keeps counters
-			// consistent for readers of the old generation.
-			nst := &endpoint{Endpoint: ep}
-			nst.inflight.Store(st.inflight.Load())
-			st = nst
+			// Weight or revision changed: the old generation keeps its
+			// view, the counters are shared.
+			st = &endpoint{Endpoint: ep, counters: st.counters}
 			p.states[k] = st
 		}
 		return st

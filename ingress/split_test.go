@@ -1,6 +1,7 @@
 package ingress
 
 import (
+	"context"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -102,5 +103,47 @@ func TestSplitSwitchesAtOnce(t *testing.T) {
 	}
 	if !found {
 		t.Fatalf("stats per revision: %+v", p.Stats())
+	}
+}
+
+// TestDrainAcrossWeightChange: a request in flight when its endpoint's
+// weight changes still ends its count, so a later drain returns at once.
+func TestDrainAcrossWeightChange(t *testing.T) {
+	t.Parallel()
+	release := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		<-release
+		_, _ = w.Write([]byte("done"))
+	}))
+	defer srv.Close()
+	p := New(Options{})
+	addr := strings.TrimPrefix(srv.URL, "http://")
+	table := func(weight int) Table {
+		return Table{Routes: []Route{{Name: "s/web", Endpoints: []Endpoint{{TaskID: "a", Addr: addr, Revision: 1, Weight: weight}}}}}
+	}
+	if err := p.Update(table(1)); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		rec := httptest.NewRecorder()
+		p.ServeHTTP(rec, httptest.NewRequest("GET", "http://x/", nil))
+	}()
+	for p.inflightOf("a") == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	if err := p.Update(table(500)); err != nil { // a new split's weight
+		t.Fatal(err)
+	}
+	close(release)
+	<-done
+	if err := p.Update(Table{}); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if err := p.Drain(ctx, "a"); err != nil {
+		t.Fatalf("drain after a weight change: %v (in flight %d)", err, p.inflightOf("a"))
 	}
 }
