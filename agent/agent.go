@@ -81,8 +81,8 @@ type Agent struct {
 	// in the background; removals bounds how many at a time.
 	removing map[string]bool
 	removals chan struct{}
-	syncs   sync.WaitGroup
-	lastErr error
+	syncs    sync.WaitGroup
+	lastErr  error
 
 	timersMu sync.Mutex
 	timers   map[string]*time.Timer
