@@ -172,7 +172,8 @@ services:
 func TestKillBerthMidRollout(t *testing.T) {
 	t.Parallel()
 	b := startBerth(t)
-	doc := func(v string) string {
+	strategies := []string{"rolling", "canary", "blue-green", "rolling", "canary"}
+	doc := func(v, strategy string) string {
 		return fmt.Sprintf(`
 services:
   web:
@@ -186,27 +187,49 @@ services:
       interval: 500ms
       timeout: 2s
       retries: 3
-`, probeImage, v)
+    x-berth:
+      routes:
+        - host: mid.test
+          port: 8080
+      deploy:
+        strategy: %s
+        interval: 2s
+`, probeImage, v, strategy)
 	}
-	b.deploy("mid", doc("v1"))
+	b.deploy("mid", doc("v1", "rolling"))
 	b.waitRunning("mid", "web", 3)
-	for i, v := range []string{"v2", "v3"} {
-		b.mustCLI("deploy", "-f", writeCompose(t, doc(v)), "--stack", "mid", "--detach")
-		time.Sleep(time.Duration(700+500*i) * time.Millisecond)
+	waitServing(t, b, "mid.test", "v1")
+	l := routeLoad(b, "mid.test")
+	for i, strategy := range strategies {
+		rev := i + 2
+		b.mustCLI("deploy", "-f", writeCompose(t, doc(fmt.Sprintf("v%d", rev), strategy)), "--stack", "mid", "--detach")
+		time.Sleep(time.Duration(500+400*i) * time.Millisecond)
 		b.kill9()
 		b.start()
 		svc := b.waitRunning("mid", "web", 3)
-		if svc.Revision != i+2 {
-			t.Fatalf("cycle %d: revision %d, want %d", i, svc.Revision, i+2)
+		if svc.Revision != rev {
+			t.Fatalf("cycle %d (%s): revision %d, want %d", i+1, strategy, svc.Revision, rev)
 		}
-		waitFor(t, 30*time.Second, "the rollout to be done", func() (bool, string) {
-			r := b.status("mid").Services[0].Rollout
-			return r != nil && r.State == api.RolloutDone, fmt.Sprintf("%+v", r)
-		})
-		for _, c := range b.containers("mid") {
-			if c.Labels[api.LabelRevision] != fmt.Sprint(i+2) {
-				t.Fatalf("cycle %d: container %s of revision %s left", i, c.Name, c.Labels[api.LabelRevision])
+		if svc.Rollout == nil || svc.Rollout.State != api.RolloutDone {
+			t.Fatalf("cycle %d (%s): rollout %+v, want done", i+1, strategy, svc.Rollout)
+		}
+		waitFor(t, 30*time.Second, "only the new revision to run", func() (bool, string) {
+			for _, c := range running(b.containers("mid")) {
+				if c.Labels[api.LabelRevision] != fmt.Sprint(rev) {
+					return false, fmt.Sprintf("cycle %d (%s): container %s of revision %s still runs", i+1, strategy, c.Name, c.Labels[api.LabelRevision])
+				}
 			}
+			return true, ""
+		})
+	}
+	counts, failures := l.Stop()
+	if failures != nil {
+		t.Fatalf("%d requests failed across 5 kill -9 mid-rollout; first: %s (answered: %v)", len(failures), failures[0], counts)
+	}
+	for label, n := range counts {
+		if !strings.HasPrefix(label, "200 ") {
+			t.Fatalf("%d answers %q across the kills", n, label)
 		}
 	}
+	t.Logf("5 kill -9 of berth mid-rollout: %d requests, 0 failed", total(counts))
 }
