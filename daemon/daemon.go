@@ -188,8 +188,9 @@ func startIngress(ctx context.Context, cfg Config, log *slog.Logger) (ingressHoo
 		return sup.Remote, st.HTTPAddr, parts, func() {}, nil
 	}
 	proxy := ingress.New(ingress.Options{Logger: ilog})
-	ctl := ingress.NewController(proxy, ingress.ControllerOptions{BindHost: cfg.Ingress.PublishHost, DrainTimeout: cfg.Ingress.DrainTimeout, Logger: ilog})
-	listeners, addr, err := listenIngress(cfg.Ingress, proxy)
+	var hosts hostsRelay
+	ctl := ingress.NewController(proxy, ingress.ControllerOptions{BindHost: cfg.Ingress.PublishHost, DrainTimeout: cfg.Ingress.DrainTimeout, Hosts: hosts.Hosts, Logger: ilog})
+	listeners, addr, err := listenIngress(cfg.Ingress, cfg.DataDir, proxy, &hosts, ilog)
 	if err != nil {
 		ctl.Close()
 		return nil, "", nil, nil, err

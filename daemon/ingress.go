@@ -4,8 +4,10 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/berth-dev/berth/server"
@@ -27,6 +29,14 @@ type IngressConfig struct {
 	PublishHost string
 	// DrainTimeout bounds how long a stopping task's requests may take.
 	DrainTimeout time.Duration
+	// ACME obtains the HTTPS listener's certificates automatically for the
+	// routes' hosts from the ACME CA (default Let's Encrypt), answering
+	// its HTTP-01 challenges on the HTTP listener. ACMERoot is a PEM CA
+	// certificate to trust for a private CA's directory.
+	ACME      bool
+	ACMECA    string
+	ACMEEmail string
+	ACMERoot  string
 }
 
 // args renders the configuration as berth proxy flags.
@@ -45,15 +55,44 @@ func (c IngressConfig) args() []string {
 	if c.RedirectHTTP {
 		a = append(a, "--redirect-http")
 	}
+	if c.ACME {
+		a = append(a, "--acme", "--acme-ca", c.ACMECA, "--acme-email", c.ACMEEmail, "--acme-ca-root", c.ACMERoot)
+	}
 	return a
+}
+
+// hostsRelay hands the routes' hosts from the ingress controller to the
+// certificate manager, which exists only once the listeners do.
+type hostsRelay struct {
+	mu   sync.Mutex
+	f    func([]string)
+	last []string
+}
+
+func (r *hostsRelay) Hosts(hosts []string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.last = hosts
+	if r.f != nil {
+		r.f(hosts)
+	}
+}
+
+func (r *hostsRelay) set(f func([]string)) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.f = f
+	if r.last != nil {
+		f(r.last)
+	}
 }
 
 // listenIngress binds the ingress's HTTP and HTTPS listeners (before
 // anything is served, so a taken port fails the start) and returns the
-// components that serve them with h.
-func listenIngress(cfg IngressConfig, h http.Handler) (map[string]func(context.Context) error, string, error) {
+// components that serve them with h. With ACME, the certificate manager
+// is one of the components and hears of the routes' hosts from hosts.
+func listenIngress(cfg IngressConfig, dataDir string, h http.Handler, hosts *hostsRelay, log *slog.Logger) (map[string]func(context.Context) error, string, error) {
 	parts := map[string]func(context.Context) error{}
-	var httpAddr string
 	serve := func(name string, ln net.Listener, h http.Handler, tlsConf *tls.Config) {
 		parts[name] = func(ctx context.Context) error {
 			hs := &http.Server{Handler: h, ReadHeaderTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute, TLSConfig: tlsConf}
@@ -63,31 +102,63 @@ func listenIngress(cfg IngressConfig, h http.Handler) (map[string]func(context.C
 			return server.ServeHTTP(ctx, ln, hs, 10*time.Second)
 		}
 	}
-	if cfg.HTTPSAddr != "" {
-		if cfg.TLSCert == "" || cfg.TLSKey == "" {
-			return nil, "", fmt.Errorf("--https-addr needs --tls-cert and --tls-key (PEM files)")
+	var tlsConf *tls.Config
+	switch {
+	case cfg.HTTPSAddr == "":
+	case cfg.TLSCert != "" || cfg.TLSKey != "":
+		if cfg.ACME {
+			return nil, "", fmt.Errorf("--acme obtains certificates itself; drop --tls-cert and --tls-key, or --acme")
 		}
 		cert, err := tls.LoadX509KeyPair(cfg.TLSCert, cfg.TLSKey)
 		if err != nil {
 			return nil, "", fmt.Errorf("load TLS certificate %s and key %s: %w", cfg.TLSCert, cfg.TLSKey, err)
 		}
-		ln, err := net.Listen("tcp", cfg.HTTPSAddr)
-		if err != nil {
-			return nil, "", fmt.Errorf("ingress HTTPS listener on %s: %w (choose another with --https-addr)", cfg.HTTPSAddr, err)
-		}
-		serve("https", ln, h, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12, NextProtos: []string{"h2", "http/1.1"}})
+		tlsConf = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12, NextProtos: []string{"h2", "http/1.1"}}
+	case !cfg.ACME:
+		return nil, "", fmt.Errorf("--https-addr needs certificates: --tls-cert and --tls-key (PEM files), or --acme to obtain them automatically")
 	}
+	if cfg.ACME && (cfg.HTTPSAddr == "" || cfg.HTTPAddr == "") {
+		return nil, "", fmt.Errorf("--acme needs --https-addr to serve the certificates and --http-addr for the CA's HTTP-01 validation requests")
+	}
+	var httpLn net.Listener
+	var httpAddr string
 	if cfg.HTTPAddr != "" {
 		ln, err := net.Listen("tcp", cfg.HTTPAddr)
 		if err != nil {
 			return nil, "", fmt.Errorf("ingress HTTP listener on %s: %w (choose another with --http-addr, or --http-addr off)", cfg.HTTPAddr, err)
 		}
-		httpAddr = ln.Addr().String()
-		handler := h
-		if cfg.RedirectHTTP {
-			handler = redirectToHTTPS(cfg.HTTPSAddr)
+		httpLn, httpAddr = ln, ln.Addr().String()
+	}
+	handler := h
+	if cfg.RedirectHTTP {
+		handler = redirectToHTTPS(cfg.HTTPSAddr)
+	}
+	if cfg.ACME {
+		a, err := newACME(dataDir, cfg, httpLn.Addr().(*net.TCPAddr).Port, log)
+		if err != nil {
+			httpLn.Close()
+			return nil, "", err
 		}
-		serve("http", ln, handler, nil)
+		tlsConf = a.tlsConfig()
+		handler = a.challenges(handler)
+		parts["acme"] = func(ctx context.Context) error {
+			defer a.Stop()
+			hosts.set(a.Hosts)
+			return a.run(ctx)
+		}
+	}
+	if cfg.HTTPSAddr != "" {
+		ln, err := net.Listen("tcp", cfg.HTTPSAddr)
+		if err != nil {
+			if httpLn != nil {
+				httpLn.Close()
+			}
+			return nil, "", fmt.Errorf("ingress HTTPS listener on %s: %w (choose another with --https-addr)", cfg.HTTPSAddr, err)
+		}
+		serve("https", ln, h, tlsConf)
+	}
+	if httpLn != nil {
+		serve("http", httpLn, handler, nil)
 	}
 	return parts, httpAddr, nil
 }

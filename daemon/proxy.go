@@ -40,10 +40,11 @@ func Proxy(ctx context.Context, cfg ProxyConfig) error {
 	}
 	defer unlock()
 	p := ingress.New(ingress.Options{Logger: log})
-	ctl := ingress.NewController(p, ingress.ControllerOptions{BindHost: cfg.PublishHost, DrainTimeout: cfg.DrainTimeout, Logger: log})
+	var hosts hostsRelay
+	ctl := ingress.NewController(p, ingress.ControllerOptions{BindHost: cfg.PublishHost, DrainTimeout: cfg.DrainTimeout, Hosts: hosts.Hosts, Logger: log})
 	defer ctl.Close()
 
-	parts, httpAddr, err := listenIngress(cfg.IngressConfig, p)
+	parts, httpAddr, err := listenIngress(cfg.IngressConfig, cfg.DataDir, p, &hosts, log)
 	if err != nil {
 		return err
 	}

@@ -8,6 +8,7 @@ import (
 	"reflect"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -20,6 +21,8 @@ import (
 type Controller struct {
 	http         *Proxy
 	log          *slog.Logger
+	onHosts      func([]string)
+	hosts        string // the hosts last told
 	bindHost     string
 	drainTimeout time.Duration
 
@@ -44,7 +47,10 @@ type ControllerOptions struct {
 	// DrainTimeout bounds how long a stopping task's requests and
 	// connections may take to finish (default 30s).
 	DrainTimeout time.Duration
-	Logger       *slog.Logger
+	// Hosts, if set, is told the routes' hosts whenever they change (TLS
+	// certificates are obtained for them). It must not block.
+	Hosts  func([]string)
+	Logger *slog.Logger
 }
 
 // NewController returns a controller driving the HTTP proxy p.
@@ -58,7 +64,7 @@ func NewController(p *Proxy, opts ControllerOptions) *Controller {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Controller{http: p, log: opts.Logger, bindHost: opts.BindHost, drainTimeout: opts.DrainTimeout,
+	return &Controller{http: p, log: opts.Logger, onHosts: opts.Hosts, bindHost: opts.BindHost, drainTimeout: opts.DrainTimeout,
 		tasks: map[string]readyTask{}, splits: map[string]api.TrafficSplit{}, tcp: map[uint16]*TCPProxy{}}
 }
 
@@ -193,6 +199,21 @@ func (c *Controller) applyLocked() {
 	})
 	if err := c.http.Update(table); err != nil {
 		c.log.Warn("ingress table rejected", "err", err)
+	}
+	if c.onHosts != nil {
+		seen := map[string]bool{}
+		var hosts []string
+		for _, r := range table.Routes {
+			if h := strings.ToLower(r.Host); h != "" && !seen[h] {
+				seen[h] = true
+				hosts = append(hosts, h)
+			}
+		}
+		sort.Strings(hosts)
+		if key := strings.Join(hosts, ","); key != c.hosts {
+			c.hosts = key
+			c.onHosts(hosts)
+		}
 	}
 	for port, eps := range ports {
 		p, ok := c.tcp[port]
