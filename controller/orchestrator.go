@@ -25,6 +25,7 @@ type Orchestrator struct {
 	resync time.Duration
 
 	traffic TrafficSource
+	probes  *probes
 
 	mu    sync.Mutex
 	specs map[RevKey]*api.ServiceSpec // revisions are immutable: cache forever while in use
@@ -55,8 +56,12 @@ type baseline struct {
 // judged on readiness alone.
 func NewOrchestrator(st *store.Store, traffic TrafficSource, logger *slog.Logger) *Orchestrator {
 	return &Orchestrator{store: st, log: logger, resync: 10 * time.Second, specs: map[RevKey]*api.ServiceSpec{},
-		traffic: traffic, baselines: map[baselineKey]baseline{}}
+		traffic: traffic, baselines: map[baselineKey]baseline{}, probes: newProbes("")}
 }
+
+// ProbeThrough makes watched rollout steps probe their service's first
+// route through the ingress's HTTP address (call before Run).
+func (o *Orchestrator) ProbeThrough(ingressAddr string) { o.probes = newProbes(ingressAddr) }
 
 // Run reconciles on every change to services, tasks or nodes and on a
 // periodic resync, until ctx ends.
@@ -69,6 +74,7 @@ func (o *Orchestrator) Run(ctx context.Context) error {
 	tick := time.NewTicker(o.resync)
 	fast := time.NewTicker(time.Second)
 	defer fast.Stop()
+	defer o.probes.stop()
 	defer tick.Stop()
 	for {
 		if err := o.Reconcile(ctx); err != nil && ctx.Err() == nil {
@@ -100,14 +106,20 @@ func (o *Orchestrator) watching() bool {
 // windows returns, for every watched rollout step, what the proxy measured
 // since the step's watch began. It returns nil when the proxy could not be
 // read this pass (no gate is judged then).
-func (o *Orchestrator) windows(ctx context.Context, services []api.ServiceState, now time.Time) map[baselineKey]*Window {
+func (o *Orchestrator) windows(ctx context.Context, services []api.ServiceState, specs map[RevKey]*api.ServiceSpec, now time.Time) map[baselineKey]*Window {
 	want := map[baselineKey]api.ServiceState{}
+	targets := map[baselineKey]probeTarget{}
 	for _, svc := range services {
 		r := svc.Rollout
 		if r != nil && r.State == api.RolloutInProgress && !r.Observing.IsZero() && svc.Revision == r.To {
-			want[baselineKey{svc.Stack, svc.Name, r.TrafficGen}] = svc
+			k := baselineKey{svc.Stack, svc.Name, r.TrafficGen}
+			want[k] = svc
+			if t, ok := o.probes.target(specs[RevKey{svc.Stack, svc.Name, r.To}]); ok {
+				targets[k] = t
+			}
 		}
 	}
+	o.probes.sync(ctx, targets)
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	o.watched = len(want) > 0
@@ -124,6 +136,7 @@ func (o *Orchestrator) windows(ctx context.Context, services []api.ServiceState,
 		out := map[baselineKey]*Window{}
 		for k, svc := range want {
 			out[k] = &Window{Since: svc.Rollout.Observing}
+			out[k].Probes, out[k].Probed = o.probes.result(k)
 		}
 		return out
 	}
@@ -145,6 +158,7 @@ func (o *Orchestrator) windows(ctx context.Context, services []api.ServiceState,
 			b = cur
 		}
 		out[k] = &Window{New: cur.new.Sub(b.new), Old: cur.old.Sub(b.old), Since: b.at}
+		out[k].Probes, out[k].Probed = o.probes.result(k)
 	}
 	return out
 }
@@ -178,7 +192,7 @@ func (o *Orchestrator) Reconcile(ctx context.Context) error {
 		byTask[st.TaskID] = st
 	}
 	now := time.Now().UTC()
-	wins := o.windows(ctx, services, now)
+	wins := o.windows(ctx, services, specs, now)
 	for i, svc := range services {
 		var up api.UpdatePolicy
 		var win *Window

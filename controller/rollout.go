@@ -17,6 +17,10 @@ type Window struct {
 	// Since is when the measurement began: the step's watch, or later if
 	// the orchestrator restarted and lost its first reading.
 	Since time.Time
+	// Probes are the requests the orchestrator sent through the public
+	// ingress during the watch (Probed: the service has a route to probe).
+	Probes ProbeResult
+	Probed bool
 }
 
 // Gate thresholds that are not per service.
@@ -135,7 +139,7 @@ func watchStep(out api.ServiceState, up api.UpdatePolicy, ready, want int, win *
 	over := !now.Before(since.Add(interval))
 	gates := judge(up, *win, r.Step, now)
 	for _, g := range gates {
-		early := g.Gate == "errors" && win.New.Requests >= minSamples
+		early := (g.Gate == "errors" && win.New.Requests >= minSamples) || (g.Gate == "probe" && win.Probes.Failed >= 5)
 		if !g.Passed && (over || early) {
 			r.Gates = append(r.Gates, gates...)
 			return rollBack(out, fmt.Sprintf("%s: %s gate failed: %s", what, g.Gate, g.Detail), now)
@@ -211,7 +215,18 @@ func judge(up api.UpdatePolicy, w Window, step int, now time.Time) []api.GateRes
 			}
 		}
 	}
-	return []api.GateResult{errs, lat}
+	out := []api.GateResult{errs, lat}
+	if w.Probed {
+		p := w.Probes
+		pr := api.GateResult{Step: step, Gate: "probe", Passed: true, At: now,
+			Detail: fmt.Sprintf("%d of %d requests through the public ingress answered", p.OK, p.OK+p.Failed)}
+		if p.Failed >= 2 && p.Failed*10 >= p.OK+p.Failed {
+			pr.Passed = false
+			pr.Detail = fmt.Sprintf("%d of %d requests through the public ingress failed; last: %s", p.Failed, p.OK+p.Failed, p.LastError)
+		}
+		out = append(out, pr)
+	}
+	return out
 }
 
 // AbortRollout rolls a rollout in progress back at once.

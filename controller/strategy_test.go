@@ -214,6 +214,9 @@ func TestCheckCanary(t *testing.T) {
 		{desc: "slow is judged only at the end of the interval", svc: watched(), win: &Window{New: stats(50, 0, 400*time.Millisecond), Old: stats(500, 0, 3*time.Millisecond)}, now: t0.Add(5 * time.Second)},
 		{desc: "the p99 bound", svc: watched(), win: &Window{New: stats(50, 0, 2*time.Second)}, now: t0.Add(30 * time.Second),
 			state: api.RolloutRolledBack, reason: "above the 1s bound"},
+		{desc: "probes through the ingress failing fail the step early", svc: watched(), win: &Window{New: stats(50, 0, 3*time.Millisecond), Probed: true, Probes: ProbeResult{OK: 3, Failed: 5, LastError: "GET /: 502 Bad Gateway"}}, now: t0.Add(5 * time.Second),
+			state: api.RolloutRolledBack, reason: "probe gate failed: 5 of 8 requests through the public ingress failed; last: GET /: 502"},
+		{desc: "one failed probe in many passes", svc: watched(), win: &Window{New: stats(50, 0, 3*time.Millisecond), Probed: true, Probes: ProbeResult{OK: 100, Failed: 1}}, now: t0.Add(30 * time.Second), state: "step"},
 		{desc: "a restarted orchestrator watches a full interval again", svc: watched(), win: &Window{New: stats(50, 0, 3*time.Millisecond), Since: t0.Add(20 * time.Second)}, now: t0.Add(35 * time.Second)},
 	}
 	for _, tt := range tests {

@@ -129,6 +129,7 @@ func Up(ctx context.Context, cfg Config) error {
 		st, drv, log.With("component", "agent"), hooks)
 	jobs := controller.NewJobs(st, ag, nodeID, log.With("component", "jobs"))
 	orch := controller.NewOrchestrator(st, hooks, log.With("component", "orchestrator"))
+	orch.ProbeThrough(ingressAddr)
 	srv := server.New(server.Config{ClusterID: clusterID, Version: cfg.Version, Commit: cfg.Commit, Engine: info.Version, Ingress: ingressAddr},
 		st, imageResolver{drv}, ag, jobs, log.With("component", "api"))
 
