@@ -16,10 +16,12 @@ import (
 	"github.com/berth-dev/berth/runtime/docker"
 )
 
-// Images the tests deploy; built once per run in TestMain.
-const (
-	probeImage = "berth-test/probe:e2e"
-	helloImage = "berth-test/hello:e2e"
+// Images the tests deploy; built once per run in TestMain. The tag names
+// the run, so that test runs sharing one engine (several checkouts, CI)
+// never deploy or remove each other's images.
+var (
+	probeImage = fmt.Sprintf("berth-test/probe:e2e-%d", os.Getpid())
+	helloImage = fmt.Sprintf("berth-test/hello:e2e-%d", os.Getpid())
 )
 
 var (
