@@ -16,6 +16,7 @@ import (
 	"github.com/berth-dev/berth/api"
 	"github.com/berth-dev/berth/runtime"
 	"github.com/berth-dev/berth/store"
+	"github.com/berth-dev/berth/watchdog"
 )
 
 // Config configures an agent.
@@ -33,6 +34,8 @@ type Config struct {
 	Workers int
 	// LeaseTTL is how long the node stays registered without a heartbeat.
 	LeaseTTL time.Duration
+	// Watchdog, when set, probes the engine (see package watchdog).
+	Watchdog *watchdog.Config
 }
 
 // Hooks let other parts of the node (the ingress) follow task lifecycles.
@@ -64,6 +67,8 @@ type Agent struct {
 
 	kick     chan struct{}
 	taskKick chan string
+	nodeKick chan struct{} // the node record needs writing (engine health changed)
+	watchdog *watchdog.Watchdog
 	ensureMu sync.Mutex // serialises creation of networks and volumes
 
 	mu      sync.Mutex
@@ -124,6 +129,7 @@ func New(cfg Config, st *store.Store, drv runtime.Driver, logger *slog.Logger, h
 	return &Agent{
 		cfg: cfg, store: st, drv: drv, log: logger, hooks: hooks,
 		kick:     make(chan struct{}, 1),
+		nodeKick: make(chan struct{}, 1),
 		taskKick: make(chan string, 256),
 		tasks:    map[string]api.Task{},
 		local:    map[string]*taskState{},
@@ -162,6 +168,10 @@ func (a *Agent) Run(ctx context.Context) error {
 	wg.Add(2)
 	go func() { defer wg.Done(); a.heartbeat(ctx) }()
 	go func() { defer wg.Done(); a.watchEngine(ctx) }()
+	if w := a.startWatchdog(); w != nil {
+		wg.Add(1)
+		go func() { defer wg.Done(); _ = w.Run(ctx) }()
+	}
 
 	tasks := a.store.Watch(ctx, store.Tasks)
 	tick := time.NewTicker(a.cfg.Resync)
@@ -221,6 +231,10 @@ func (a *Agent) loadStatuses(ctx context.Context) error {
 
 // pass is one full reconciliation of the node.
 func (a *Agent) pass(ctx context.Context) {
+	if a.engineWedged() {
+		a.log.Debug("agent pass skipped: engine wedged")
+		return
+	}
 	err := a.reconcile(ctx)
 	a.mu.Lock()
 	changed := (err == nil) != (a.lastErr == nil)
@@ -335,6 +349,9 @@ func (a *Agent) syncAsync(ctx context.Context, id string) {
 
 // syncOne re-examines one task after an engine event or a backoff timer.
 func (a *Agent) syncOne(ctx context.Context, id string) {
+	if a.engineWedged() {
+		return // the pass after the engine recovers looks again
+	}
 	a.mu.Lock()
 	t, ok := a.tasks[id]
 	a.mu.Unlock()

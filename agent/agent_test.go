@@ -26,13 +26,20 @@ type harness struct {
 // setup runs before the agent starts (to place containers it must adopt).
 func newHarness(t *testing.T, setup func(h *harness)) *harness {
 	t.Helper()
+	return newHarnessConfig(t, Config{}, setup)
+}
+
+// newHarnessConfig is newHarness with extra agent configuration (the
+// identity and timings are the harness's).
+func newHarnessConfig(t *testing.T, cfg Config, setup func(h *harness)) *harness {
+	t.Helper()
 	h := &harness{t: t, st: store.OpenTest(t), drv: fake.New()}
 	h.drv.AddImage("img:1", "sha256:img1")
 	if setup != nil {
 		setup(h)
 	}
-	h.ag = New(Config{ClusterID: "c1", NodeID: "n1", NodeName: "n1", Resync: 200 * time.Millisecond, CallTimeout: 5 * time.Second},
-		h.st, h.drv, slog.New(slog.DiscardHandler), nil)
+	cfg.ClusterID, cfg.NodeID, cfg.NodeName, cfg.Resync, cfg.CallTimeout = "c1", "n1", "n1", 200*time.Millisecond, 5*time.Second
+	h.ag = New(cfg, h.st, h.drv, slog.New(slog.DiscardHandler), nil)
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	wg.Add(1)

@@ -22,18 +22,21 @@ func (a *Agent) heartbeat(ctx context.Context) {
 }
 
 func (a *Agent) registerOnce(ctx context.Context) {
-	ictx, cancel := a.engineCtx(ctx)
-	info, err := a.drv.Info(ictx)
-	cancel()
 	node := api.Node{
 		ID: a.cfg.NodeID, Name: a.cfg.NodeName, Labels: a.cfg.Labels,
 		State: api.NodeReady, Since: time.Now().UTC(),
 	}
-	if err != nil {
-		node.Degraded = "engine unreachable: " + err.Error()
-	} else {
-		node.NanoCPUs, node.Memory, node.Engine = info.NanoCPUs, info.Memory, info.Version
+	if !a.engineWedged() {
+		ictx, cancel := a.engineCtx(ctx)
+		info, err := a.drv.Info(ictx)
+		cancel()
+		if err != nil {
+			node.Degraded = "engine unreachable: " + err.Error()
+		} else {
+			node.NanoCPUs, node.Memory, node.Engine = info.NanoCPUs, info.Memory, info.Version
+		}
 	}
+	a.nodeHealth(&node)
 	lctx, lcancel := context.WithCancel(ctx)
 	defer lcancel()
 	lease, alive, err := a.store.NodeLease(lctx, a.cfg.LeaseTTL)
@@ -57,19 +60,30 @@ func (a *Agent) registerOnce(ctx context.Context) {
 				a.log.Warn("node lease lost; registering again")
 				return
 			}
-		case <-refresh.C:
-			// Keep capacity and engine state current.
-			ictx, cancel := a.engineCtx(ctx)
-			info, err := a.drv.Info(ictx)
-			cancel()
+		case <-a.nodeKick:
 			updated := node
-			if err != nil {
-				updated.Degraded = "engine unreachable: " + err.Error()
-			} else {
-				updated.Degraded = ""
-				updated.NanoCPUs, updated.Memory, updated.Engine = info.NanoCPUs, info.Memory, info.Version
+			a.nodeHealth(&updated)
+			if err := a.store.PutNode(ctx, updated, lease); err == nil {
+				node = updated
 			}
-			if updated.Degraded != node.Degraded || updated.Memory != node.Memory || updated.Engine != node.Engine {
+		case <-refresh.C:
+			// Keep capacity and engine state current (a wedged engine
+			// is not asked: the watchdog's judgement stands).
+			updated := node
+			if !a.engineWedged() {
+				ictx, cancel := a.engineCtx(ctx)
+				info, err := a.drv.Info(ictx)
+				cancel()
+				if err != nil {
+					updated.Degraded = "engine unreachable: " + err.Error()
+				} else {
+					updated.Degraded = ""
+					updated.NanoCPUs, updated.Memory, updated.Engine = info.NanoCPUs, info.Memory, info.Version
+				}
+			}
+			a.nodeHealth(&updated)
+			if updated.Degraded != node.Degraded || updated.Memory != node.Memory || updated.Engine != node.Engine ||
+				updated.EngineHealth.State != node.EngineHealth.State {
 				if err := a.store.PutNode(ctx, updated, lease); err == nil {
 					node = updated
 				}

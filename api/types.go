@@ -470,6 +470,8 @@ type Node struct {
 	Engine   string            `json:"engine,omitempty"` // engine version
 	Degraded string            `json:"degraded,omitempty"`
 	Since    time.Time         `json:"since"`
+	// EngineHealth is the engine watchdog's last judgement.
+	EngineHealth EngineHealth `json:"engine_health,omitzero"`
 }
 
 // Event is a state change a person would want to see later.
@@ -481,7 +483,10 @@ type Event struct {
 	Service string    `json:"service,omitempty"`
 	Task    string    `json:"task,omitempty"`
 	Node    string    `json:"node,omitempty"`
-	Message string    `json:"message"`
+	// Subject names what the event is about when it is none of the
+	// above (a certificate's host, a route).
+	Subject string `json:"subject,omitempty"`
+	Message string `json:"message"`
 }
 
 // Job run states.
