@@ -123,6 +123,8 @@ func (a *Agent) syncTask(ctx context.Context, t api.Task, cs []runtime.Container
 				stable = defaultStable
 			}
 			if time.Since(c.StartedAt) >= stable {
+				a.event(ctx, t, "task.recovered", fmt.Sprintf("running for %s after %d failures in a row (%s)",
+					stable, st.restart.Consecutive, lastExit(st.status.Reason)))
 				st.restart.Consecutive = 0
 			} else {
 				a.afterFunc(t.ID, stable-time.Since(c.StartedAt)+50*time.Millisecond)
