@@ -8,6 +8,7 @@ import (
 	"syscall"
 
 	"github.com/berth-dev/berth/agent"
+	"github.com/berth-dev/berth/config"
 	"github.com/berth-dev/berth/daemon"
 	"github.com/docker/go-units"
 	"github.com/spf13/cobra"
@@ -23,6 +24,7 @@ type upOptions struct {
 	logLevel   string
 	ingress    ingressFlags
 	proxy      string
+	config     string
 }
 
 func newUpCmd(g *globals) *cobra.Command {
@@ -57,13 +59,17 @@ next 'berth up' adopts them.`,
 			if err := lvl.UnmarshalText([]byte(o.logLevel)); err != nil {
 				return fmt.Errorf("%w: --log-level %q: use debug, info, warn or error", errUsage, o.logLevel)
 			}
+			ops, err := config.Load(config.Path(o.dataDir, o.config), o.config != "")
+			if err != nil {
+				return err
+			}
 			logger := slog.New(slog.NewTextHandler(g.stderr, &slog.HandlerOptions{Level: lvl}))
 			ctx, stop := signal.NotifyContext(c.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			return daemon.Up(ctx, daemon.Config{
 				DataDir: o.dataDir, DockerHost: o.dockerHost, NodeName: o.nodeName,
 				Defaults: d, Version: Version, Commit: Commit, Logger: logger,
-				Ingress: o.ingress.config(), ProxyProcess: o.proxy == "process",
+				Ingress: o.ingress.config(), ProxyProcess: o.proxy == "process", Ops: ops,
 			})
 		},
 	}
@@ -76,6 +82,7 @@ next 'berth up' adopts them.`,
 	f.Int64Var(&o.cpuShares, "default-cpu-shares", 0, "CPU shares for containers that set none (default 512)")
 	f.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	o.ingress.add(f)
+	f.StringVar(&o.config, "config", "", "configuration file: watchdog, alerts and notifiers, event retention, housekeeping (default DATA_DIR/berth.yaml if it exists)")
 	f.StringVar(&o.proxy, "proxy", "process", "run the ingress as its own process that outlives berth up (process), or inside berth up (inline)")
 	return c
 }

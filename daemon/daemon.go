@@ -18,6 +18,7 @@ import (
 
 	"github.com/berth-dev/berth/agent"
 	"github.com/berth-dev/berth/api"
+	"github.com/berth-dev/berth/config"
 	"github.com/berth-dev/berth/controller"
 	"github.com/berth-dev/berth/ingress"
 	"github.com/berth-dev/berth/runtime"
@@ -42,9 +43,12 @@ type Config struct {
 	// ProxyProcess runs the ingress as its own process (berth proxy), which
 	// outlives berth up; otherwise it runs inside this process.
 	ProxyProcess bool
-	Version      string
-	Commit       string
-	Logger       *slog.Logger
+	// Ops is the configuration file's content (watchdog, alerts, events,
+	// housekeeping).
+	Ops     config.File
+	Version string
+	Commit  string
+	Logger  *slog.Logger
 	// Ready, if set, is closed once the API is listening.
 	Ready chan<- struct{}
 }
@@ -125,13 +129,16 @@ func Up(ctx context.Context, cfg Config) error {
 	}
 	defer closeIngress()
 
-	ag := agent.New(agent.Config{ClusterID: clusterID, NodeID: nodeID, NodeName: nodeName, Defaults: cfg.Defaults},
-		st, drv, log.With("component", "agent"), hooks)
+	ops := newOps(cfg, st, drv, clusterID, nodeID, log)
+	acfg := agent.Config{ClusterID: clusterID, NodeID: nodeID, NodeName: nodeName, Defaults: cfg.Defaults}
+	ops.agentConfig(&acfg)
+	ag := agent.New(acfg, st, drv, log.With("component", "agent"), hooks)
 	jobs := controller.NewJobs(st, ag, nodeID, log.With("component", "jobs"))
 	orch := controller.NewOrchestrator(st, hooks, log.With("component", "orchestrator"))
 	orch.ProbeThrough(ingressAddr)
 	srv := server.New(server.Config{ClusterID: clusterID, Version: cfg.Version, Commit: cfg.Commit, Engine: info.Version, Ingress: ingressAddr},
 		st, imageResolver{drv}, ag, jobs, log.With("component", "api"))
+	srv.SetOps(ops)
 
 	ln, err := listenUnix(cfg.Socket)
 	if err != nil {
@@ -147,7 +154,9 @@ func Up(ctx context.Context, cfg Config) error {
 		"agent":        ag.Run,
 		"orchestrator": orch.Run,
 		"jobs":         jobs.RunScheduler,
-		"events":       func(ctx context.Context) error { return trimEvents(ctx, st) },
+	}
+	for name, f := range ops.parts() {
+		parts[name] = f
 	}
 	for name, f := range ingressParts {
 		parts[name] = f
@@ -216,19 +225,6 @@ func (r imageResolver) ResolveImage(ctx context.Context, ref string) (string, er
 		return "", err
 	}
 	return img.ID, nil
-}
-
-func trimEvents(ctx context.Context, st *store.Store) error {
-	t := time.NewTicker(time.Minute)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-			_ = st.TrimEvents(ctx)
-		}
-	}
 }
 
 // identity reads DataDir/name or creates it. agree, when set, reconciles a

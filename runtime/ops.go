@@ -74,6 +74,9 @@ type VolumeUsage struct {
 // system as tar streams (the engine's archive API): volume backups use it
 // on a container that is created and never started.
 type Archiver interface {
+	// CreateIdle creates (never starts) a container of image with no
+	// network, mounting the given mounts: something to copy through.
+	CreateIdle(ctx context.Context, name, image string, mounts []Mount, labels map[string]string) (string, error)
 	CopyFrom(ctx context.Context, container, path string) (io.ReadCloser, error)
 	CopyTo(ctx context.Context, container, path string, tar io.Reader) error
 }

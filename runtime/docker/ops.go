@@ -11,6 +11,8 @@ import (
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/api/types/image"
+	"github.com/docker/docker/api/types/mount"
+	"github.com/docker/docker/api/types/network"
 
 	"github.com/berth-dev/berth/runtime"
 )
@@ -180,4 +182,20 @@ func (r readCloser) Close() error { err := r.ReadCloser.Close(); r.cancel(); ret
 func (d *Driver) CopyTo(ctx context.Context, id, path string, tar io.Reader) error {
 	err := d.cli.CopyToContainer(ctx, id, path, tar, container.CopyToContainerOptions{})
 	return d.wrap("copy to container "+short(id), err)
+}
+
+// CreateIdle creates a container that is never started, with no network,
+// mounting mounts: the archive API copies through it.
+func (d *Driver) CreateIdle(ctx context.Context, name, img string, mounts []runtime.Mount, labels map[string]string) (string, error) {
+	ctx, cancel := d.call(ctx)
+	defer cancel()
+	hc := &container.HostConfig{NetworkMode: network.NetworkNone}
+	for _, m := range mounts {
+		hc.Mounts = append(hc.Mounts, mount.Mount{Type: mount.Type(m.Type), Source: m.Source, Target: m.Target, ReadOnly: m.ReadOnly})
+	}
+	resp, err := d.cli.ContainerCreate(ctx, &container.Config{Image: img, Labels: labels, Entrypoint: []string{"/berth-idle"}}, hc, nil, nil, name)
+	if err != nil {
+		return "", d.wrap("create container "+name, err)
+	}
+	return resp.ID, nil
 }
