@@ -60,6 +60,10 @@ func main() {
 			hog = append(hog, b)
 			time.Sleep(time.Millisecond)
 		}
+	case crashFirst():
+		time.Sleep(*after)
+		fmt.Println("crashing on purpose (PROBE_CRASHES)")
+		os.Exit(3)
 	case *exit >= 0:
 		time.Sleep(*after)
 		fmt.Printf("exiting with %d\n", *exit)
@@ -110,6 +114,15 @@ func serve() {
 		fmt.Fprintf(w, "probe %s %s\n", host, os.Getenv("VERSION"))
 	})
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "ok") })
+	// PROBE_DATA serves a directory (a volume) under /data/ and records
+	// each start in its file "boots".
+	if dir := os.Getenv("PROBE_DATA"); dir != "" {
+		if f, err := os.OpenFile(dir+"/boots", os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644); err == nil {
+			fmt.Fprintln(f, host)
+			f.Close()
+		}
+		mux.Handle("/data/", http.StripPrefix("/data/", http.FileServer(http.Dir(dir))))
+	}
 	srv := &http.Server{Addr: ":" + port(), Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
@@ -123,4 +136,21 @@ func serve() {
 	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	_ = srv.Shutdown(sctx)
+}
+
+// crashFirst reports whether this start is one of the first PROBE_CRASHES
+// starts of the container, which crash: the count is kept in the
+// container's own file system, which a restart in place keeps.
+func crashFirst() bool {
+	n, err := strconv.Atoi(os.Getenv("PROBE_CRASHES"))
+	if err != nil || n <= 0 {
+		return false
+	}
+	b, _ := os.ReadFile("/probe-crashes")
+	done, _ := strconv.Atoi(string(b))
+	if done >= n {
+		return false
+	}
+	_ = os.WriteFile("/probe-crashes", []byte(strconv.Itoa(done+1)), 0o644)
+	return true
 }
