@@ -15,6 +15,7 @@ import (
 
 	"github.com/berth-dev/berth/alerts"
 	"github.com/berth-dev/berth/api"
+	"github.com/berth-dev/berth/runtime/faultproxy"
 )
 
 // hookReceiver is a local webhook endpoint that records the alerts it is
@@ -124,4 +125,79 @@ services:
 	if !strings.Contains(out, "resolved") || !strings.Contains(out, "crash loop: loop/web") {
 		t.Errorf("berth alerts --all:\n%s", out)
 	}
+}
+
+// TestWatchdogWedgedEngine puts the fault proxy between berth and the
+// engine and hangs it: the node is marked degraded in the API and
+// `berth nodes`, engine.wedged is recorded and alerted, calls do not pile
+// up at the engine, and when the engine answers again everything clears
+// with the containers untouched.
+func TestWatchdogWedgedEngine(t *testing.T) {
+	t.Parallel()
+	proxy := startFaultProxy(t)
+	hook := newHookReceiver(t)
+	cfg := writeConfig(t, fmt.Sprintf(`
+watchdog: {interval: 500ms, slow: 2s, hang: 4s}
+alerts:
+  notifiers:
+    - {name: test, type: webhook, url: %q}
+`, hook.srv.URL))
+	b := startBerth(t, "--docker-host", proxy.Host(), "--config", cfg)
+	b.deploy("wd", fmt.Sprintf("services:\n  web:\n    image: %s\n", probeImage))
+	b.waitRunning("wd", "web", 1)
+	before := containerIDs(b, "wd")
+
+	proxy.Set(faultproxy.Hang, 0, "")
+	var node api.Node
+	waitFor(t, 30*time.Second, "node degraded", func() (bool, string) {
+		var ns []api.Node
+		if err := json.Unmarshal([]byte(b.mustCLI("nodes", "--json")), &ns); err != nil || len(ns) != 1 {
+			return false, fmt.Sprintf("%v %v", ns, err)
+		}
+		node = ns[0]
+		return strings.HasPrefix(node.Degraded, "engine wedged: hung") && node.EngineHealth.State == api.EngineWedged, node.Degraded
+	})
+	if out := b.mustCLI("nodes"); !strings.Contains(out, "ready (degraded)") || !strings.Contains(out, "wedged") {
+		t.Errorf("berth nodes:\n%s", out)
+	}
+	hook.wait(t, "engine_wedged", api.AlertFiring, 30*time.Second)
+	if out := b.mustCLI("events"); !strings.Contains(out, "engine.wedged") {
+		t.Errorf("no engine.wedged event:\n%s", out)
+	}
+	time.Sleep(10 * time.Second) // 20 probes and a few agent passes
+	if _, most := proxy.Held(); most > 4 {
+		t.Errorf("%d calls held at the wedged engine at once: they pile up", most)
+	}
+	b.mustCLI("status", "wd") // the API does not depend on the engine
+
+	proxy.Set(faultproxy.Pass, 0, "")
+	hook.wait(t, "engine_wedged", api.AlertResolved, 30*time.Second)
+	waitFor(t, 30*time.Second, "node healthy", func() (bool, string) {
+		var ns []api.Node
+		_ = json.Unmarshal([]byte(b.mustCLI("nodes", "--json")), &ns)
+		return len(ns) == 1 && ns[0].Degraded == "" && ns[0].EngineHealth.State == api.EngineHealthy, fmt.Sprint(ns)
+	})
+	b.waitRunning("wd", "web", 1)
+	if after := containerIDs(b, "wd"); strings.Join(after, ",") != strings.Join(before, ",") {
+		t.Errorf("containers changed across the wedge: %v → %v", before, after)
+	}
+}
+
+// startFaultProxy starts a fault proxy in front of the engine's socket.
+func startFaultProxy(t *testing.T) *faultproxy.Proxy {
+	t.Helper()
+	host := drv.Host()
+	if !strings.HasPrefix(host, "unix://") {
+		t.Fatalf("the fault proxy needs the engine on a unix socket, not %s", host)
+	}
+	dir, err := os.MkdirTemp("", "bfp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := faultproxy.Start(filepath.Join(dir, "engine.sock"), strings.TrimPrefix(host, "unix://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Close(); os.RemoveAll(dir) })
+	return p
 }

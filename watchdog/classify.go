@@ -65,14 +65,16 @@ func rank(state string) int {
 // Judge turns a sequence of probes into an engine state. It is pure: the
 // watchdog's loop feeds it probes, tests feed it tables.
 //
-// A worse state is taken at once (a hung call makes the engine wedged on
-// the first probe: detection speed is the point), except for calls that
-// fail without hanging, which take Config.Failures probes in a row; a
+// A worse state is taken at once when a call hangs (a hung call makes the
+// engine wedged on the first probe: detection speed is the point); calls
+// that fail without hanging, or are slow, take Config.Confirm probes in a
+// row; a
 // better state needs Config.Recover probes in a row, so a flapping engine
 // does not flap the node.
 type Judge struct {
 	Health   api.EngineHealth
-	failures int
+	failures int // probes in a row with a failed call
+	slows    int // probes in a row with a slow call
 	better   int
 }
 
@@ -92,11 +94,19 @@ func (j *Judge) Observe(p Probe, cfg Config) bool {
 	}
 	if v.failed {
 		j.failures++
-		if j.failures < cfg.Failures {
+		if j.failures < cfg.Confirm {
 			return false // one failed call is not yet a broken engine
 		}
 	} else {
 		j.failures = 0
+	}
+	if v.state == api.EngineSlow {
+		j.slows++
+		if j.slows < cfg.Confirm && rank(j.Health.State) < rank(api.EngineSlow) {
+			return false // one slow moment is not yet a slow engine
+		}
+	} else {
+		j.slows = 0
 	}
 	cur := rank(j.Health.State)
 	switch next := rank(v.state); {

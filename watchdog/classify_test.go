@@ -26,11 +26,11 @@ func TestJudge(t *testing.T) {
 		{"a hung call wedges at once", []Probe{fast, hung}, []string{api.EngineHealthy, api.EngineWedged}},
 		{"a partial hang (one call) is a hang", []Probe{{Calls: []Call{call("ping", ms), call("list", ms), {Name: "inspect", Took: 5 * time.Second, Err: errors.New("x"), TimedOut: true}}}}, []string{api.EngineWedged}},
 		{"one failure is tolerated, two wedge", []Probe{failing, fast, failing, failing}, []string{api.EngineHealthy, api.EngineHealthy, api.EngineHealthy, api.EngineWedged}},
-		{"slow at once", []Probe{slow}, []string{api.EngineSlow}},
+		{"slow after two slow probes", []Probe{slow, fast, slow, slow}, []string{api.EngineHealthy, api.EngineHealthy, api.EngineHealthy, api.EngineSlow}},
 		{"recovery takes two good probes", []Probe{hung, fast, fast}, []string{api.EngineWedged, api.EngineWedged, api.EngineHealthy}},
 		{"wedged to slow needs two slow probes", []Probe{hung, slow, slow, fast, fast}, []string{api.EngineWedged, api.EngineWedged, api.EngineSlow, api.EngineSlow, api.EngineHealthy}},
 		{"a flapping engine does not flap the node", []Probe{hung, fast, hung, fast, hung}, []string{api.EngineWedged, api.EngineWedged, api.EngineWedged, api.EngineWedged, api.EngineWedged}},
-		{"slow getting worse wedges", []Probe{slow, hung}, []string{api.EngineSlow, api.EngineWedged}},
+		{"slow getting worse wedges", []Probe{slow, slow, hung}, []string{api.EngineHealthy, api.EngineSlow, api.EngineWedged}},
 	} {
 		t.Run(tc.desc, func(t *testing.T) {
 			j := NewJudge(time.Now())

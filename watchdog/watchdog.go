@@ -35,9 +35,11 @@ type Config struct {
 	// (default 5s). With the default interval a hang is detected within
 	// about 7s.
 	Hang time.Duration `yaml:"hang"`
-	// Failures is how many probes in a row must fail (errors, dropped
-	// connections) before the engine counts as wedged (default 2).
-	Failures int `yaml:"failures"`
+	// Confirm is how many probes in a row must find calls failing
+	// (errors, dropped connections) or slow before the engine counts as
+	// wedged or slow (default 2): a busy engine has slow moments. A call
+	// that hangs past Hang needs no confirmation.
+	Confirm int `yaml:"confirm"`
 	// Recover is how many better probes in a row it takes to leave a
 	// worse state (default 2).
 	Recover int `yaml:"recover"`
@@ -57,7 +59,7 @@ const (
 	DefaultInterval            = 2 * time.Second
 	DefaultSlow                = time.Second
 	DefaultHang                = 5 * time.Second
-	DefaultFailures            = 2
+	DefaultConfirm             = 2
 	DefaultRecover             = 2
 	DefaultRemediationInterval = 15 * time.Minute
 	DefaultRemediationTimeout  = 2 * time.Minute
@@ -73,8 +75,8 @@ func (c Config) withDefaults() Config {
 	if c.Hang <= 0 {
 		c.Hang = DefaultHang
 	}
-	if c.Failures <= 0 {
-		c.Failures = DefaultFailures
+	if c.Confirm <= 0 {
+		c.Confirm = DefaultConfirm
 	}
 	if c.Recover <= 0 {
 		c.Recover = DefaultRecover

@@ -54,6 +54,8 @@ type Proxy struct {
 	changed chan struct{} // closed and replaced on every Set
 	since   time.Time
 	hits    int
+	held    int // requests held by Hang right now
+	maxHeld int
 }
 
 // Start listens on the unix socket path and forwards to the engine's unix
@@ -102,6 +104,7 @@ func (p *Proxy) Set(mode Mode, delay time.Duration, match string) {
 	p.mode, p.delay, p.match = mode, delay, match
 	p.since = time.Now()
 	p.hits = 0
+	p.maxHeld = p.held
 	close(p.changed)
 	p.changed = make(chan struct{})
 }
@@ -143,14 +146,16 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		mode, delay, changed := p.current(r)
 		switch mode {
 		case Hang:
+			p.hold(1)
 			select {
 			case <-changed:
+				p.hold(-1)
 				continue // handle it by the new mode
 			case <-r.Context().Done():
-				return
 			case <-p.done:
-				return
 			}
+			p.hold(-1)
+			return
 		case Slow:
 			select {
 			case <-time.After(delay):
@@ -174,6 +179,21 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		p.rp.ServeHTTP(w, r)
 		return
 	}
+}
+
+func (p *Proxy) hold(d int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.held += d
+	p.maxHeld = max(p.maxHeld, p.held)
+}
+
+// Held reports how many requests the proxy holds now, and the most it
+// held at once since the mode was set: what piles up on a wedged engine.
+func (p *Proxy) Held() (now, most int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.held, p.maxHeld
 }
 
 func jsonEscape(s string) string {
