@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"strings"
 	"time"
 
 	"github.com/berth-dev/berth/api"
@@ -51,6 +52,29 @@ func (a *Agent) registerOnce(ctx context.Context) {
 	a.log.Debug("node registered", "node", node.ID)
 	refresh := time.NewTicker(30 * time.Second)
 	defer refresh.Stop()
+	// The refresh's engine call runs beside the loop (at most one at a
+	// time), so that a hung engine never holds up the node record: the
+	// watchdog's judgement is written as soon as it changes.
+	type infoResult struct {
+		info runtime.EngineInfo
+		err  error
+	}
+	infos := make(chan infoResult, 1)
+	asking := false
+	defer func() {
+		if asking {
+			<-infos
+		}
+	}()
+	write := func(updated api.Node) {
+		a.nodeHealth(&updated)
+		if updated.Degraded != node.Degraded || updated.Memory != node.Memory || updated.Engine != node.Engine ||
+			updated.EngineHealth.State != node.EngineHealth.State {
+			if err := a.store.PutNode(ctx, updated, lease); err == nil {
+				node = updated
+			}
+		}
+	}
 	for {
 		select {
 		case <-ctx.Done():
@@ -69,25 +93,32 @@ func (a *Agent) registerOnce(ctx context.Context) {
 		case <-refresh.C:
 			// Keep capacity and engine state current (a wedged engine
 			// is not asked: the watchdog's judgement stands).
-			updated := node
-			if !a.engineWedged() {
+			if asking || a.engineWedged() {
+				write(node)
+				continue
+			}
+			asking = true
+			go func() {
 				ictx, cancel := a.engineCtx(ctx)
 				info, err := a.drv.Info(ictx)
 				cancel()
-				if err != nil {
-					updated.Degraded = "engine unreachable: " + err.Error()
-				} else {
+				infos <- infoResult{info, err}
+			}()
+		case r := <-infos:
+			asking = false
+			updated := node
+			if r.err != nil {
+				if ctx.Err() != nil {
+					return
+				}
+				updated.Degraded = "engine unreachable: " + r.err.Error()
+			} else {
+				if strings.HasPrefix(updated.Degraded, "engine unreachable: ") {
 					updated.Degraded = ""
-					updated.NanoCPUs, updated.Memory, updated.Engine = info.NanoCPUs, info.Memory, info.Version
 				}
+				updated.NanoCPUs, updated.Memory, updated.Engine = r.info.NanoCPUs, r.info.Memory, r.info.Version
 			}
-			a.nodeHealth(&updated)
-			if updated.Degraded != node.Degraded || updated.Memory != node.Memory || updated.Engine != node.Engine ||
-				updated.EngineHealth.State != node.EngineHealth.State {
-				if err := a.store.PutNode(ctx, updated, lease); err == nil {
-					node = updated
-				}
-			}
+			write(updated)
 		}
 	}
 }
