@@ -226,7 +226,7 @@ func Restore(r io.Reader, dataDir string) (m Manifest, err error) {
 			}
 		case h.Name == snapshotName:
 			if err := writeFile(snap, tr, 0o600); err != nil {
-				return m, err
+				return m, damaged(h.Name, err)
 			}
 			gotSnap = true
 		case strings.HasPrefix(h.Name, dataPrefix) && h.Typeflag == tar.TypeReg:
@@ -239,7 +239,7 @@ func Restore(r io.Reader, dataDir string) (m Manifest, err error) {
 				return m, err
 			}
 			if err := writeFile(dst, tr, os.FileMode(h.Mode).Perm()); err != nil {
-				return m, err
+				return m, damaged(h.Name, err)
 			}
 		}
 	}
@@ -250,6 +250,15 @@ func Restore(r io.Reader, dataDir string) (m Manifest, err error) {
 		return m, fmt.Errorf("%w: %v", api.ErrInvalid, err)
 	}
 	return m, nil
+}
+
+// damaged says a read of the archive failed as invalid input; other
+// errors (a full disk) pass as they are.
+func damaged(entry string, err error) error {
+	if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, tar.ErrHeader) || errors.Is(err, gzip.ErrChecksum) {
+		return api.Invalidf("read backup entry %s: %v (the file is damaged or cut short)", entry, err)
+	}
+	return err
 }
 
 func writeFile(p string, r io.Reader, mode os.FileMode) error {

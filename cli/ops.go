@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"os"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/berth-dev/berth/api"
 	"github.com/berth-dev/berth/backup"
+	"github.com/berth-dev/berth/client"
 	"github.com/berth-dev/berth/daemon"
 )
 
@@ -293,4 +295,21 @@ in the archive replace files of the same name; other files stay.`,
 		},
 	})
 	return c
+}
+
+// printDegraded warns about degraded nodes that run tasks of a stack.
+func printDegraded(ctx context.Context, w io.Writer, cl *client.Client, tasks []api.TaskView) {
+	used := map[string]bool{}
+	for _, tv := range tasks {
+		used[tv.Task.Node] = true
+	}
+	ns, err := cl.Nodes(ctx)
+	if err != nil {
+		return
+	}
+	for _, n := range ns {
+		if used[n.ID] && n.Degraded != "" {
+			fmt.Fprintf(w, "\nnode %s (%s) is degraded: %s\n", n.Name, short12(n.ID), n.Degraded)
+		}
+	}
 }

@@ -129,6 +129,7 @@ func newStatusCmd(g *globals) *cobra.Command {
 				fmt.Fprintln(g.stdout)
 				printTasks(g.stdout, all)
 			}
+			printDegraded(c.Context(), g.stdout, cl, all)
 			return nil
 		},
 	}

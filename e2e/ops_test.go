@@ -168,7 +168,9 @@ alerts:
 	if _, most := proxy.Held(); most > 4 {
 		t.Errorf("%d calls held at the wedged engine at once: they pile up", most)
 	}
-	b.mustCLI("status", "wd") // the API does not depend on the engine
+	if out := b.mustCLI("status", "wd"); !strings.Contains(out, "is degraded: engine wedged") { // the API does not depend on the engine
+		t.Errorf("berth status does not show the degraded node:\n%s", out)
+	}
 
 	proxy.Set(faultproxy.Pass, 0, "")
 	hook.wait(t, "engine_wedged", api.AlertResolved, 30*time.Second)
