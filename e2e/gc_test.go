@@ -218,3 +218,54 @@ func removeLabelled(t *testing.T, label string) {
 		_ = cli.VolumeRemove(ctx, v.Name, true)
 	}
 }
+
+// TestAutomaticCollectionOverBudget: with a budget berth's objects
+// exceed, the housekeeper collects by itself (berth's dangling image
+// goes, a foreign dangling image stays), records disk.over_budget since
+// the images in use still exceed it, and the alert reaches the webhook.
+func TestAutomaticCollectionOverBudget(t *testing.T) {
+	t.Parallel()
+	hook := newHookReceiver(t)
+	cfg := writeConfig(t, fmt.Sprintf(`
+housekeeping: {budget: 1k, interval: 1s, disk_threshold: -1}
+alerts:
+  notifiers:
+    - {name: test, type: webhook, url: %q}
+`, hook.srv.URL))
+	b := startBerth(t, "--config", cfg)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	testLabel := fmt.Sprintf("auto-%d", os.Getpid())
+	t.Cleanup(func() { removeLabelled(t, "io.berth.test="+testLabel) })
+	t.Cleanup(func() { removeLabelled(t, api.LabelCluster+"="+b.cluster) })
+	tag := "berth-test/auto:" + testLabel
+	own, err := docker.BuildFrom(ctx, drv, tag, probeImage, map[string]string{api.LabelCluster: b.cluster, "v": "1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	foreign, err := docker.BuildFrom(ctx, drv, tag+"-foreign", probeImage, map[string]string{"io.berth.test": testLabel, "v": "1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Retag both so that the first builds are dangling.
+	if _, err := docker.BuildFrom(ctx, drv, tag, probeImage, map[string]string{api.LabelCluster: b.cluster, "v": "2"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := docker.BuildFrom(ctx, drv, tag+"-foreign", probeImage, map[string]string{"io.berth.test": testLabel, "v": "2"}); err != nil {
+		t.Fatal(err)
+	}
+	b.deploy("auto", fmt.Sprintf("services:\n  web:\n    image: %s\n", tag))
+
+	fired := hook.wait(t, "disk_over_budget", api.AlertFiring, 2*time.Minute)
+	if !strings.Contains(fired.Alert.LastEvent.Message, "over the budget of 1KiB") {
+		t.Errorf("alert %+v", fired.Alert)
+	}
+	waitFor(t, time.Minute, "berth's dangling image collected", func() (bool, string) {
+		_, err := drv.Client().ImageInspect(ctx, own)
+		return err != nil, "still there"
+	})
+	if _, err := drv.Client().ImageInspect(ctx, foreign); err != nil {
+		t.Errorf("the foreign dangling image was collected: %v", err)
+	}
+	b.waitRunning("auto", "web", 1)
+}

@@ -15,7 +15,7 @@ import (
 // take more than Budget, it collects (never volumes); if that is not
 // enough it records disk.over_budget, and disk.ok once it is.
 func (h *Housekeeper) Run(ctx context.Context) error {
-	t := time.NewTimer(30 * time.Second) // let berth settle first
+	t := time.NewTimer(min(h.cfg.Interval, 30*time.Second)) // let berth settle first
 	defer t.Stop()
 	for {
 		select {
