@@ -252,6 +252,9 @@ func (e *Engine) Handle(ctx context.Context, ev api.Event) {
 		switch {
 		case r.fires(ev.Type):
 			a, ok := e.alerts[id]
+			if ok && a.State == api.AlertResolved && ev.Seq > 0 && ev.Seq <= a.LastEvent.Seq {
+				continue // an event replayed from before the resolution
+			}
 			if !ok || a.State == api.AlertResolved {
 				a = &api.Alert{ID: id, Rule: r.Name, Severity: r.Severity, State: api.AlertFiring,
 					Stack: ev.Stack, Service: ev.Service, Node: ev.Node, Subject: ev.Subject, StartedAt: ev.Time}

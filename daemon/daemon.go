@@ -133,6 +133,7 @@ func Up(ctx context.Context, cfg Config) error {
 	acfg := agent.Config{ClusterID: clusterID, NodeID: nodeID, NodeName: nodeName, Defaults: cfg.Defaults}
 	ops.agentConfig(&acfg)
 	ag := agent.New(acfg, st, drv, log.With("component", "agent"), hooks)
+	ops.hk.Wedged = func() bool { return ag.EngineHealth().State == api.EngineWedged }
 	jobs := controller.NewJobs(st, ag, nodeID, log.With("component", "jobs"))
 	orch := controller.NewOrchestrator(st, hooks, log.With("component", "orchestrator"))
 	orch.ProbeThrough(ingressAddr)

@@ -23,6 +23,10 @@ func (h *Housekeeper) Run(ctx context.Context) error {
 			return nil
 		case <-t.C:
 		}
+		if h.Wedged != nil && h.Wedged() {
+			t.Reset(h.cfg.Interval)
+			continue
+		}
 		if err := h.check(ctx); err != nil && ctx.Err() == nil {
 			h.log.Warn("disk check", "err", err)
 		}

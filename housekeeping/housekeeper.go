@@ -30,6 +30,9 @@ type Housekeeper struct {
 	clusterID string
 	nodeID    string
 	log       *slog.Logger
+	// Wedged, if set, reports the engine wedged: automatic checks wait
+	// rather than add calls that would only hang.
+	Wedged func() bool
 
 	mu      sync.Mutex // one collection at a time
 	statMu  sync.Mutex

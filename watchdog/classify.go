@@ -29,7 +29,10 @@ type Probe struct {
 type verdict struct {
 	state  string
 	reason string
-	failed bool // a call failed without hanging
+	// failed: a call failed without hanging, or only the inspect of one
+	// container hung (the engine holds a container's lock while it stops
+	// it, for its whole grace period): both need confirming.
+	failed bool
 }
 
 func (p Probe) verdict(cfg Config) verdict {
@@ -37,7 +40,8 @@ func (p Probe) verdict(cfg Config) verdict {
 	for _, c := range p.Calls {
 		switch {
 		case c.TimedOut:
-			return verdict{state: api.EngineWedged, reason: fmt.Sprintf("hung: %s did not answer within %s", c.Name, cfg.Hang)}
+			return verdict{state: api.EngineWedged, failed: c.Name == "inspect",
+				reason: fmt.Sprintf("hung: %s did not answer within %s", c.Name, cfg.Hang)}
 		case c.Err != nil:
 			return verdict{state: api.EngineWedged, failed: true, reason: fmt.Sprintf("failing: %s: %v", c.Name, c.Err)}
 		case c.Took > slowest.Took:
@@ -65,10 +69,10 @@ func rank(state string) int {
 // Judge turns a sequence of probes into an engine state. It is pure: the
 // watchdog's loop feeds it probes, tests feed it tables.
 //
-// A worse state is taken at once when a call hangs (a hung call makes the
-// engine wedged on the first probe: detection speed is the point); calls
-// that fail without hanging, or are slow, take Config.Confirm probes in a
-// row; a
+// A worse state is taken at once when ping or list hangs (detection
+// speed is the point); calls that fail without hanging, an inspect that
+// hangs (the watchdog inspects another container next time) and slow
+// calls take Config.Confirm probes in a row; a
 // better state needs Config.Recover probes in a row, so a flapping engine
 // does not flap the node.
 type Judge struct {

@@ -15,6 +15,7 @@ func TestJudge(t *testing.T) {
 	fast := Probe{Calls: []Call{call("ping", 2*ms), call("list", 5*ms), call("inspect", 3*ms)}}
 	slow := Probe{Calls: []Call{call("ping", 2*ms), call("list", 1500*ms)}}
 	hung := Probe{Calls: []Call{call("ping", 2*ms), {Name: "list", Took: 5 * time.Second, Err: errors.New("deadline"), TimedOut: true}}}
+	inspectHung := Probe{Calls: []Call{call("ping", ms), call("list", ms), {Name: "inspect", Took: 5 * time.Second, Err: errors.New("x"), TimedOut: true}}}
 	failing := Probe{Calls: []Call{{Name: "ping", Took: ms, Err: errors.New("500 injected")}}}
 	cfg := Config{}
 	for _, tc := range []struct {
@@ -24,7 +25,7 @@ func TestJudge(t *testing.T) {
 	}{
 		{"healthy stays healthy", []Probe{fast, fast}, []string{api.EngineHealthy, api.EngineHealthy}},
 		{"a hung call wedges at once", []Probe{fast, hung}, []string{api.EngineHealthy, api.EngineWedged}},
-		{"a partial hang (one call) is a hang", []Probe{{Calls: []Call{call("ping", ms), call("list", ms), {Name: "inspect", Took: 5 * time.Second, Err: errors.New("x"), TimedOut: true}}}}, []string{api.EngineWedged}},
+		{"a hung inspect wedges on the second probe in a row", []Probe{inspectHung, fast, inspectHung, inspectHung}, []string{api.EngineHealthy, api.EngineHealthy, api.EngineHealthy, api.EngineWedged}},
 		{"one failure is tolerated, two wedge", []Probe{failing, fast, failing, failing}, []string{api.EngineHealthy, api.EngineHealthy, api.EngineHealthy, api.EngineWedged}},
 		{"slow after two slow probes", []Probe{slow, fast, slow, slow}, []string{api.EngineHealthy, api.EngineHealthy, api.EngineHealthy, api.EngineSlow}},
 		{"recovery takes two good probes", []Probe{hung, fast, fast}, []string{api.EngineWedged, api.EngineWedged, api.EngineHealthy}},

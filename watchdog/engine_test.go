@@ -71,8 +71,7 @@ func TestWatchdogRealEngine(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg := Config{Interval: 200 * time.Millisecond, Slow: 400 * time.Millisecond, Hang: time.Second}
-	w, rec := startWatchdog(t, cfg, drv)
-	w.labels = label
+	w, rec := startWatchdogLabels(t, cfg, drv, label)
 	time.Sleep(time.Second) // a few healthy probes
 	if st := w.Status(); st.State != api.EngineHealthy || st.Latency["inspect"] == 0 {
 		t.Fatalf("before any fault: %+v", st)
@@ -87,7 +86,7 @@ func TestWatchdogRealEngine(t *testing.T) {
 		reason string
 	}{
 		{"every call hangs", faultproxy.Hang, 0, "", api.EngineWedged, "hung: ping"},
-		{"only inspect hangs", faultproxy.Hang, 0, "/containers/" + resp.ID, api.EngineWedged, "hung: inspect"},
+		{"only inspect hangs (two probes in a row)", faultproxy.Hang, 0, "/containers/" + resp.ID, api.EngineWedged, "hung: inspect"},
 		{"calls are slow", faultproxy.Slow, 600 * time.Millisecond, "", api.EngineSlow, "slow: "},
 		{"calls fail", faultproxy.Error, 0, "", api.EngineWedged, "failing: ping"},
 		{"connections drop", faultproxy.Drop, 0, "", api.EngineWedged, "failing: ping"},

@@ -128,6 +128,7 @@ type Watchdog struct {
 	fixing    bool
 	fixDone   sync.WaitGroup
 	known     string // a container to inspect
+	avoid     string // the container whose inspect hung last
 	probes    int
 	runCmd    func(ctx context.Context, argv []string) ([]byte, error)
 	inFlight  int // calls under way (tests check it never exceeds 1)
@@ -278,15 +279,29 @@ func (w *Watchdog) list(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	// Inspect the container running longest (the least likely to be
+	// started or stopped by berth right now: the engine holds its lock
+	// meanwhile), but not the one whose inspect hung last time.
+	w.mu.Lock()
+	avoid := w.avoid
+	w.mu.Unlock()
 	known := ""
+	var since time.Time
 	for _, c := range cs {
-		if c.Running() {
-			known = c.ID
-			break
+		if c.ID == avoid || !c.Running() {
+			continue
+		}
+		if known == "" || c.StartedAt.Before(since) {
+			known, since = c.ID, c.StartedAt
 		}
 	}
-	if known == "" && len(cs) > 0 {
-		known = cs[0].ID
+	if known == "" {
+		for _, c := range cs {
+			if c.ID != avoid || len(cs) == 1 {
+				known = c.ID
+				break
+			}
+		}
 	}
 	w.mu.Lock()
 	w.known = known
@@ -301,10 +316,18 @@ func (w *Watchdog) knownContainer() string {
 }
 
 func (w *Watchdog) inspect(ctx context.Context) error {
-	_, err := w.drv.Inspect(ctx, w.knownContainer())
+	id := w.knownContainer()
+	_, err := w.drv.Inspect(ctx, id)
 	if errors.Is(err, runtime.ErrNotFound) {
 		return nil // removed since the list: the engine answered
 	}
+	w.mu.Lock()
+	if err != nil {
+		w.avoid = id
+	} else if w.avoid == id {
+		w.avoid = ""
+	}
+	w.mu.Unlock()
 	return err
 }
 

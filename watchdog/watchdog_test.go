@@ -35,7 +35,12 @@ func (r *recorder) fixCount() int {
 
 func startWatchdog(t *testing.T, cfg Config, drv runtime.Driver) (*Watchdog, *recorder) {
 	t.Helper()
-	w := New(cfg, drv, map[string]string{"io.berth.cluster": "c1"}, nil)
+	return startWatchdogLabels(t, cfg, drv, map[string]string{"io.berth.cluster": "c1"})
+}
+
+func startWatchdogLabels(t *testing.T, cfg Config, drv runtime.Driver, labels map[string]string) (*Watchdog, *recorder) {
+	t.Helper()
+	w := New(cfg, drv, labels, nil)
 	rec := &recorder{}
 	w.OnChange = func(_, cur api.EngineHealth) { rec.mu.Lock(); rec.changes = append(rec.changes, cur); rec.mu.Unlock() }
 	w.OnRemediate = func(r Remediation) { rec.mu.Lock(); rec.fixes = append(rec.fixes, r); rec.mu.Unlock() }
