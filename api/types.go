@@ -271,6 +271,43 @@ type UpdatePolicy struct {
 	// Deadline bounds a rollout: not every task ready by then rolls the
 	// service back (default 3m; x-berth.rollout.deadline).
 	Deadline Duration `json:"deadline,omitempty"`
+	// Stability is how long a new task must keep running (and healthy,
+	// with a health check) before it counts as ready for the rollout
+	// (update_config.monitor, x-berth.deploy.stability). Services berth
+	// probes from outside (routes, published ports) default to 0: their
+	// probe is the judgement; the others default to DefaultStability.
+	Stability Duration `json:"stability,omitempty"`
+}
+
+// DefaultStability is the stability time of services judged by their
+// container alone.
+const DefaultStability = 5 * time.Second
+
+// ProbedFromOutside reports whether berth judges the service's readiness
+// from outside the container: its first HTTP route, or its first
+// published TCP port.
+func (s *ServiceSpec) ProbedFromOutside() bool {
+	if len(s.Routes) > 0 {
+		return true
+	}
+	for _, p := range s.Ports {
+		if p.Target != 0 && (p.Protocol == "" || p.Protocol == "tcp") {
+			return true
+		}
+	}
+	return false
+}
+
+// StabilityTime is the time a new task of the service must run before it
+// counts as ready.
+func (s *ServiceSpec) StabilityTime() time.Duration {
+	switch {
+	case s.Update.Stability > 0:
+		return s.Update.Stability.D()
+	case s.ProbedFromOutside():
+		return 0
+	}
+	return DefaultStability
 }
 
 // DefaultRolloutDeadline applies when a service sets none.
