@@ -330,6 +330,8 @@ type Revision struct {
 	Hash      string      `json:"hash"`
 	Spec      ServiceSpec `json:"spec"`
 	CreatedAt time.Time   `json:"created_at"`
+	// CreatedBy is who deployed it.
+	CreatedBy string `json:"created_by,omitempty"`
 }
 
 // ServiceState is the server's record of a deployed service: which revision
@@ -376,11 +378,13 @@ const (
 // Rollout records a service moving from one revision to another. It is a
 // persisted state machine: a server that restarts mid-rollout picks it up.
 type Rollout struct {
-	From     int       `json:"from"`
-	To       int       `json:"to"`
-	State    string    `json:"state"`
-	Reason   string    `json:"reason,omitempty"`
-	Started  time.Time `json:"started"`
+	From    int       `json:"from"`
+	To      int       `json:"to"`
+	State   string    `json:"state"`
+	Reason  string    `json:"reason,omitempty"`
+	Started time.Time `json:"started"`
+	// By is who started it (a deploy or a rollback).
+	By       string    `json:"by,omitempty"`
 	Deadline time.Time `json:"deadline"`
 	Ended    time.Time `json:"ended,omitempty"`
 	// Paused rollouts start no further replacements and have no deadline

@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"os/user"
 	"strings"
 	"testing"
 	"time"
@@ -94,8 +95,9 @@ func TestFailingRevisionRollsBack(t *testing.T) {
 	check("never healthy")
 	b.waitRunning("rb", "web", 2)
 
-	if out := b.mustCLI("history", "rb"); !strings.Contains(out, "rolled_back") {
-		t.Errorf("history does not show the rollback:\n%s", out)
+	me, _ := user.Current()
+	if out := b.mustCLI("history", "rb"); !strings.Contains(out, "rolled_back") || me == nil || !strings.Contains(out, " "+me.Username+" ") {
+		t.Errorf("history does not show the rollback and who deployed:\n%s", out)
 	}
 	if out := b.mustCLI("events", "rb"); !strings.Contains(out, "rollout.rolled_back") {
 		t.Errorf("no rollback event:\n%s", out)
