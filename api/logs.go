@@ -20,3 +20,16 @@ const (
 	StreamStdout = "stdout"
 	StreamStderr = "stderr"
 )
+
+// LogsRequest selects lines for `berth logs`; it travels as query
+// parameters of GET /v1/stacks/{stack}/logs.
+type LogsRequest struct {
+	// Target is a service name or a task ID (or a prefix of one).
+	Target   string
+	Follow   bool
+	Since    time.Time
+	Until    time.Time
+	Grep     string // a regular expression (RE2) matched against each line
+	Revision int
+	Tail     int // the last N lines only (0: all)
+}

@@ -269,7 +269,8 @@ type follower struct {
 
 	mu    sync.Mutex
 	cur   Cursor
-	skip  int // lines at cur.Time already kept, still to skip
+	from  time.Time // the position this run started from
+	skip  int       // lines at from already kept, still to skip
 	lines uint64
 	buf   []api.LogLine
 }
@@ -287,7 +288,7 @@ func (f *follower) count() uint64 {
 }
 
 func (f *follower) run(ctx context.Context) {
-	f.skip = f.cur.N
+	f.from, f.skip = f.cur.Time, f.cur.N
 	opts := runtime.LogOptions{Follow: true, Timestamps: true, Since: f.cur.Time}
 	stdout := &lineWriter{f: f, stream: api.StreamStdout}
 	stderr := &lineWriter{f: f, stream: api.StreamStderr}
@@ -313,14 +314,17 @@ func (f *follower) run(ctx context.Context) {
 	}
 }
 
-// line keeps one line unless the position says it was kept before.
+// line keeps one line unless the position this run started from says it
+// was kept before. Lines of stdout and stderr are stamped by two readers
+// in the engine, so their times are not strictly in order: only lines at
+// or before the starting position are compared with it.
 func (f *follower) line(stream string, ts time.Time, text []byte) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	switch {
-	case ts.Before(f.cur.Time):
+	case ts.Before(f.from):
 		return
-	case ts.Equal(f.cur.Time) && f.skip > 0:
+	case ts.Equal(f.from) && f.skip > 0:
 		f.skip--
 		return
 	}
@@ -334,12 +338,12 @@ func (f *follower) line(stream string, ts time.Time, text []byte) {
 	if f.c.ship != nil {
 		f.c.ship.Offer(l)
 	}
-	if ts.Equal(f.cur.Time) {
+	switch {
+	case ts.Equal(f.cur.Time):
 		f.cur.N++
-	} else {
+	case ts.After(f.cur.Time):
 		f.cur = Cursor{Time: ts, N: 1}
 	}
-	f.skip = 0
 	f.lines++
 }
 

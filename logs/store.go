@@ -643,3 +643,11 @@ func (s *Store) enforce() {
 		s.log.Debug("log segment removed by retention", "stack", v.sl.name, "segment", v.seg.seq, "bytes", v.seg.encoded)
 	}
 }
+
+// Has says whether the store holds (or held) logs of a stack.
+func (s *Store) Has(stack string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, ok := s.stacks[stack]
+	return ok
+}
