@@ -16,6 +16,7 @@ type opsFlags struct {
 	logAge              time.Duration
 	logStack, logBudget string
 	metricsAddr         string
+	metricsEvery        time.Duration
 	monitorEvery        time.Duration
 }
 
@@ -26,11 +27,15 @@ func (o *opsFlags) add(f *pflag.FlagSet) {
 	f.StringVar(&o.logStack, "log-stack-size", units.BytesSize(float64(def.StackBytes)), "most container output kept per stack")
 	f.StringVar(&o.logBudget, "log-budget", units.BytesSize(float64(def.TotalBytes)), "most disk space all kept container output may take")
 	f.StringVar(&o.metricsAddr, "metrics-addr", "", "also serve Prometheus /metrics on this TCP address (host:port); always on the API socket")
+	f.DurationVar(&o.metricsEvery, "metrics-interval", 10*time.Second, "how often containers' CPU, memory and network are read (berth top keeps an hour of these readings)")
 	f.DurationVar(&o.monitorEvery, "monitor-interval", 10*time.Second, "how often every public HTTP route is probed through the ingress (0 turns the monitors off)")
 }
 
 func (o *opsFlags) config() (daemon.OpsConfig, error) {
-	c := daemon.OpsConfig{LogSinks: o.sinks, MetricsAddr: o.metricsAddr, MonitorInterval: o.monitorEvery}
+	c := daemon.OpsConfig{LogSinks: o.sinks, MetricsAddr: o.metricsAddr, MetricsInterval: o.metricsEvery, MonitorInterval: o.monitorEvery}
+	if o.metricsEvery < time.Second {
+		return c, fmt.Errorf("%w: --metrics-interval %s: use 1s or more", errUsage, o.metricsEvery)
+	}
 	if o.logAge <= 0 {
 		return c, fmt.Errorf("%w: --log-max-age %s: use a positive duration such as 168h", errUsage, o.logAge)
 	}

@@ -135,7 +135,8 @@ func Up(ctx context.Context, cfg Config) error {
 	srv := server.New(server.Config{ClusterID: clusterID, Version: cfg.Version, Commit: cfg.Commit, Engine: info.Version, Ingress: ingressAddr},
 		st, imageResolver{drv}, ag, jobs, log.With("component", "api"))
 
-	opsPart, opsParts, err := startOps(cfg, drv, opsIDs{clusterID, nodeID, nodeName}, log)
+	opsPart, opsParts, err := startOps(cfg, opsDeps{cluster: clusterID, node: nodeID, nodeName: nodeName,
+		drv: drv, store: st, traffic: hooks, ingressAddr: ingressAddr}, log)
 	if err != nil {
 		return err
 	}
