@@ -23,6 +23,7 @@ type upOptions struct {
 	logLevel   string
 	ingress    ingressFlags
 	proxy      string
+	ops        opsFlags
 }
 
 func newUpCmd(g *globals) *cobra.Command {
@@ -57,6 +58,10 @@ next 'berth up' adopts them.`,
 			if err := lvl.UnmarshalText([]byte(o.logLevel)); err != nil {
 				return fmt.Errorf("%w: --log-level %q: use debug, info, warn or error", errUsage, o.logLevel)
 			}
+			opsCfg, err := o.ops.config()
+			if err != nil {
+				return err
+			}
 			logger := slog.New(slog.NewTextHandler(g.stderr, &slog.HandlerOptions{Level: lvl}))
 			ctx, stop := signal.NotifyContext(c.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
@@ -64,6 +69,7 @@ next 'berth up' adopts them.`,
 				DataDir: o.dataDir, DockerHost: o.dockerHost, NodeName: o.nodeName,
 				Defaults: d, Version: Version, Commit: Commit, Logger: logger,
 				Ingress: o.ingress.config(), ProxyProcess: o.proxy == "process",
+				Ops: opsCfg,
 			})
 		},
 	}
@@ -76,6 +82,7 @@ next 'berth up' adopts them.`,
 	f.Int64Var(&o.cpuShares, "default-cpu-shares", 0, "CPU shares for containers that set none (default 512)")
 	f.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	o.ingress.add(f)
+	o.ops.add(f)
 	f.StringVar(&o.proxy, "proxy", "process", "run the ingress as its own process that outlives berth up (process), or inside berth up (inline)")
 	return c
 }

@@ -47,6 +47,8 @@ type Config struct {
 	Logger       *slog.Logger
 	// Ready, if set, is closed once the API is listening.
 	Ready chan<- struct{}
+	// Ops configures logs, metrics and monitors.
+	Ops OpsConfig
 }
 
 // SocketPath returns the API socket of a data directory.
@@ -133,6 +135,14 @@ func Up(ctx context.Context, cfg Config) error {
 	srv := server.New(server.Config{ClusterID: clusterID, Version: cfg.Version, Commit: cfg.Commit, Engine: info.Version, Ingress: ingressAddr},
 		st, imageResolver{drv}, ag, jobs, log.With("component", "api"))
 
+	opsPart, opsParts, err := startOps(cfg, opsDeps{cluster: clusterID, node: nodeID, nodeName: nodeName,
+		drv: drv, store: st, traffic: hooks, ingressAddr: ingressAddr}, log)
+	if err != nil {
+		return err
+	}
+	defer opsPart.close()
+	srv.SetOps(opsPart.serverOps())
+
 	ln, err := listenUnix(cfg.Socket)
 	if err != nil {
 		return err
@@ -150,6 +160,9 @@ func Up(ctx context.Context, cfg Config) error {
 		"events":       func(ctx context.Context) error { return trimEvents(ctx, st) },
 	}
 	for name, f := range ingressParts {
+		parts[name] = f
+	}
+	for name, f := range opsParts {
 		parts[name] = f
 	}
 	var sup supervisor
