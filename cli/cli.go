@@ -118,6 +118,8 @@ Start the daemon with 'berth up', then deploy with 'berth deploy -f compose.yaml
 		newRunCmd(g),
 		newJobsCmd(g),
 		newEventsCmd(g),
+		newLogsCmd(g),
+		newTopCmd(g),
 		newVersionCmd(g),
 	)
 	root.AddCommand(opsCommands(g)...)

@@ -25,6 +25,7 @@ type upOptions struct {
 	ingress    ingressFlags
 	proxy      string
 	config     string
+	ops        opsFlags
 }
 
 func newUpCmd(g *globals) *cobra.Command {
@@ -59,7 +60,11 @@ next 'berth up' adopts them.`,
 			if err := lvl.UnmarshalText([]byte(o.logLevel)); err != nil {
 				return fmt.Errorf("%w: --log-level %q: use debug, info, warn or error", errUsage, o.logLevel)
 			}
-			ops, err := config.Load(config.Path(o.dataDir, o.config), o.config != "")
+			file, err := config.Load(config.Path(o.dataDir, o.config), o.config != "")
+			if err != nil {
+				return err
+			}
+			opsCfg, err := o.ops.config()
 			if err != nil {
 				return err
 			}
@@ -69,7 +74,8 @@ next 'berth up' adopts them.`,
 			return daemon.Up(ctx, daemon.Config{
 				DataDir: o.dataDir, DockerHost: o.dockerHost, NodeName: o.nodeName,
 				Defaults: d, Version: Version, Commit: Commit, Logger: logger,
-				Ingress: o.ingress.config(), ProxyProcess: o.proxy == "process", Ops: ops,
+				Ingress: o.ingress.config(), ProxyProcess: o.proxy == "process",
+				Ops: opsCfg, File: file,
 			})
 		},
 	}
@@ -83,6 +89,7 @@ next 'berth up' adopts them.`,
 	f.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	o.ingress.add(f)
 	f.StringVar(&o.config, "config", "", "configuration file: watchdog, alerts and notifiers, event retention, housekeeping (default DATA_DIR/berth.yaml if it exists)")
+	o.ops.add(f)
 	f.StringVar(&o.proxy, "proxy", "process", "run the ingress as its own process that outlives berth up (process), or inside berth up (inline)")
 	return c
 }

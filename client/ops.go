@@ -1,86 +1,74 @@
 package client
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"strconv"
-	"strings"
+	"time"
 
 	"github.com/berth-dev/berth/api"
 )
 
-// Alerts returns the firing alerts (all kept ones with all).
-func (c *Client) Alerts(ctx context.Context, all bool) ([]api.Alert, error) {
-	var out []api.Alert
-	return out, c.do(ctx, http.MethodGet, "/v1/alerts?all="+strconv.FormatBool(all), nil, &out)
-}
-
-// DiskUsage returns berth's disk usage per stack.
-func (c *Client) DiskUsage(ctx context.Context) (api.DiskUsage, error) {
-	var out api.DiskUsage
-	return out, c.do(ctx, http.MethodGet, "/v1/df", nil, &out)
-}
-
-// GC runs (or with DryRun plans) a collection.
-func (c *Client) GC(ctx context.Context, req api.GCRequest) (api.GCReport, error) {
-	var out api.GCReport
-	return out, c.do(ctx, http.MethodPost, "/v1/gc", req, &out)
-}
-
-// Backup writes a backup archive to w.
-func (c *Client) Backup(ctx context.Context, w io.Writer) error {
-	return c.download(ctx, "/v1/backup", w)
-}
-
-// VolumeExport writes a tar of a stack's named volume to w.
-func (c *Client) VolumeExport(ctx context.Context, stack, volume string, w io.Writer) error {
-	return c.download(ctx, volumePath(stack, volume), w)
-}
-
-// VolumeImport extracts a tar from r into a stack's named volume.
-func (c *Client) VolumeImport(ctx context.Context, stack, volume string, r io.Reader) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPut, c.base+volumePath(stack, volume), r)
-	if err != nil {
-		return err
+// Logs calls fn with a stack's lines in time order (and, with Follow, new
+// lines as they come) until the stream ends, ctx ends or fn fails. The
+// lines arrive as Server-Sent Events.
+func (c *Client) Logs(ctx context.Context, stack string, req api.LogsRequest, fn func(api.LogLine) error) error {
+	v := url.Values{}
+	if req.Target != "" {
+		v.Set("target", req.Target)
 	}
-	req.Header.Set("Content-Type", "application/x-tar")
-	resp, err := c.hc.Do(req)
-	if err != nil {
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		return c.unreachable(err)
+	if req.Follow {
+		v.Set("follow", "1")
 	}
-	defer resp.Body.Close()
-	if resp.StatusCode >= 300 {
-		var eb api.ErrorBody
-		b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-		if json.Unmarshal(b, &eb) != nil || eb.Error == "" {
-			eb.Error = strings.TrimSpace(string(b))
-		}
-		return kindError(resp.StatusCode, eb)
+	if !req.Since.IsZero() {
+		v.Set("since", req.Since.UTC().Format(time.RFC3339Nano))
 	}
-	return nil
-}
-
-func volumePath(stack, volume string) string {
-	return "/v1/stacks/" + url.PathEscape(stack) + "/volumes/" + url.PathEscape(volume) + "/archive"
-}
-
-// download copies a binary response to w. A body cut short by the server
-// is an error, never a silently truncated file.
-func (c *Client) download(ctx context.Context, path string, w io.Writer) error {
-	resp, err := c.send(ctx, http.MethodGet, path, nil, "")
+	if !req.Until.IsZero() {
+		v.Set("until", req.Until.UTC().Format(time.RFC3339Nano))
+	}
+	if req.Grep != "" {
+		v.Set("grep", req.Grep)
+	}
+	if req.Revision > 0 {
+		v.Set("revision", strconv.Itoa(req.Revision))
+	}
+	if req.Tail > 0 {
+		v.Set("tail", strconv.Itoa(req.Tail))
+	}
+	resp, err := c.send(ctx, http.MethodGet, "/v1/stacks/"+url.PathEscape(stack)+"/logs?"+v.Encode(), nil, "text/event-stream")
 	if err != nil {
 		return err
 	}
 	defer resp.Body.Close()
-	if _, err := io.Copy(w, resp.Body); err != nil {
-		return fmt.Errorf("download %s: %w (the output is incomplete)", path, err)
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), 4<<20)
+	for sc.Scan() {
+		data, ok := bytes.CutPrefix(sc.Bytes(), []byte("data: "))
+		if !ok {
+			continue // blank separators and comments
+		}
+		var l api.LogLine
+		if err := json.Unmarshal(data, &l); err != nil {
+			return fmt.Errorf("decode log line: %w", err)
+		}
+		if err := fn(l); err != nil {
+			return err
+		}
 	}
-	return nil
+	if ctx.Err() != nil {
+		return nil
+	}
+	return sc.Err()
+}
+
+// Top returns the services' latest resource use and traffic (with their
+// last hour when history is set), of one stack or all ("").
+func (c *Client) Top(ctx context.Context, stack string, history bool) (api.TopReport, error) {
+	var out api.TopReport
+	return out, c.do(ctx, http.MethodGet, fmt.Sprintf("/v1/top?stack=%s&history=%t", url.QueryEscape(stack), history), nil, &out)
 }

@@ -43,14 +43,16 @@ type Config struct {
 	// ProxyProcess runs the ingress as its own process (berth proxy), which
 	// outlives berth up; otherwise it runs inside this process.
 	ProxyProcess bool
-	// Ops is the configuration file's content (watchdog, alerts, events,
+	// File is the configuration file's content (watchdog, alerts, events,
 	// housekeeping).
-	Ops     config.File
+	File    config.File
 	Version string
 	Commit  string
 	Logger  *slog.Logger
 	// Ready, if set, is closed once the API is listening.
 	Ready chan<- struct{}
+	// Ops configures logs, metrics and monitors.
+	Ops OpsConfig
 }
 
 // SocketPath returns the API socket of a data directory.
@@ -129,17 +131,25 @@ func Up(ctx context.Context, cfg Config) error {
 	}
 	defer closeIngress()
 
-	ops := newOps(cfg, st, drv, clusterID, nodeID, log)
+	maint := newMaintenance(cfg, st, drv, clusterID, nodeID, log)
 	acfg := agent.Config{ClusterID: clusterID, NodeID: nodeID, NodeName: nodeName, Defaults: cfg.Defaults}
-	ops.agentConfig(&acfg)
+	maint.agentConfig(&acfg)
 	ag := agent.New(acfg, st, drv, log.With("component", "agent"), hooks)
-	ops.hk.Wedged = func() bool { return ag.EngineHealth().State == api.EngineWedged }
+	maint.hk.Wedged = func() bool { return ag.EngineHealth().State == api.EngineWedged }
 	jobs := controller.NewJobs(st, ag, nodeID, log.With("component", "jobs"))
 	orch := controller.NewOrchestrator(st, hooks, log.With("component", "orchestrator"))
 	orch.ProbeThrough(ingressAddr)
 	srv := server.New(server.Config{ClusterID: clusterID, Version: cfg.Version, Commit: cfg.Commit, Engine: info.Version, Ingress: ingressAddr},
 		st, imageResolver{drv}, ag, jobs, log.With("component", "api"))
-	srv.SetOps(ops)
+	srv.SetMaintenance(maint)
+
+	opsPart, opsParts, err := startOps(cfg, opsDeps{cluster: clusterID, node: nodeID, nodeName: nodeName,
+		drv: drv, store: st, traffic: hooks, ingressAddr: ingressAddr}, log)
+	if err != nil {
+		return err
+	}
+	defer opsPart.close()
+	srv.SetOps(opsPart.serverOps())
 
 	ln, err := listenUnix(cfg.Socket)
 	if err != nil {
@@ -156,10 +166,13 @@ func Up(ctx context.Context, cfg Config) error {
 		"orchestrator": orch.Run,
 		"jobs":         jobs.RunScheduler,
 	}
-	for name, f := range ops.parts() {
+	for name, f := range maint.parts() {
 		parts[name] = f
 	}
 	for name, f := range ingressParts {
+		parts[name] = f
+	}
+	for name, f := range opsParts {
 		parts[name] = f
 	}
 	var sup supervisor

@@ -2,234 +2,131 @@ package daemon
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
-	"errors"
 	"fmt"
-	"io"
 	"log/slog"
-	"sort"
-	"strings"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
 	"time"
 
-	"github.com/berth-dev/berth/agent"
-	"github.com/berth-dev/berth/alerts"
 	"github.com/berth-dev/berth/api"
-	"github.com/berth-dev/berth/backup"
-	"github.com/berth-dev/berth/config"
-	"github.com/berth-dev/berth/housekeeping"
-	"github.com/berth-dev/berth/runtime"
+	"github.com/berth-dev/berth/logs"
+	"github.com/berth-dev/berth/metrics"
+	"github.com/berth-dev/berth/monitor"
 	"github.com/berth-dev/berth/runtime/docker"
+	"github.com/berth-dev/berth/server"
 	"github.com/berth-dev/berth/store"
 )
 
-// labelHelper marks the idle containers volume backups copy through.
-const labelHelper = "io.berth.helper"
+// OpsConfig configures logs, metrics and monitors of `berth up`.
+type OpsConfig struct {
+	// LogRetention bounds the log store (zero fields: defaults).
+	LogRetention logs.Retention
+	// LogSinks are URLs of outside log sinks (see logs.ParseSink).
+	LogSinks []string
+	// MetricsAddr, if set, serves /metrics on TCP too.
+	MetricsAddr string
+	// MetricsInterval is the period of container readings (default 10s).
+	MetricsInterval time.Duration
+	// MonitorInterval is the period of the outside-in probes (0: none).
+	MonitorInterval time.Duration
+}
 
-// ops are berth up's node operations: alerts, housekeeping, certificate
-// watch, event retention, backups. It implements server.Ops.
+// ops is the operational side of one berth up process: the log store,
+// collector and sinks, the metrics registry and what fills it, and the
+// outside-in monitors.
 type ops struct {
-	cfg       config.File
-	st        *store.Store
-	drv       *docker.Driver
-	alerts    *alerts.Engine
-	hk        *housekeeping.Housekeeper
-	certs     *certWatch
-	dataDir   string
-	clusterID string
-	version   string
-	log       *slog.Logger
+	logs    *logs.Store
+	ship    *logs.Shipper
+	collect *logs.Collector
+	// Metrics is the registry other parts add their metrics to.
+	Metrics *metrics.Registry
+	poller  *metrics.Poller
 }
 
-func newOps(cfg Config, st *store.Store, drv *docker.Driver, clusterID, nodeID string, log *slog.Logger) *ops {
-	o := &ops{cfg: cfg.Ops, st: st, drv: drv, dataDir: cfg.DataDir, clusterID: clusterID, version: cfg.Version, log: log}
-	o.alerts = alerts.New(cfg.Ops.Alerts, st, clusterID, log.With("component", "alerts"))
-	o.hk = housekeeping.New(cfg.Ops.Housekeeping, st, drv, clusterID, nodeID, log.With("component", "housekeeping"))
-	warn := cfg.Ops.Alerts.CertWarning
-	if warn <= 0 {
-		warn = alerts.DefaultCertWarning
-	}
-	o.certs = newCertWatch(st, cfg.DataDir, cfg.Ingress.TLSCert, warn, log.With("component", "certs"))
-	return o
+type opsDeps struct {
+	cluster, node, nodeName string
+	drv                     *docker.Driver
+	store                   *store.Store
+	traffic                 metrics.Traffic
+	ingressAddr             string
 }
 
-// agentConfig applies the configuration file's watchdog section.
-func (o *ops) agentConfig(c *agent.Config) {
-	if !o.cfg.Watchdog.Disabled {
-		wd := o.cfg.Watchdog
-		c.Watchdog = &wd
-	}
-}
-
-// parts are the components ops runs under berth up's supervisor.
-func (o *ops) parts() map[string]func(context.Context) error {
-	return map[string]func(context.Context) error{
-		"alerts":       o.alerts.Run,
-		"housekeeping": o.hk.Run,
-		"certs":        o.certs.run,
-		"events":       o.trimEvents,
-	}
-}
-
-// trimEvents keeps the event history within its retention.
-func (o *ops) trimEvents(ctx context.Context) error {
-	age := o.cfg.Events.MaxAge
-	if age <= 0 {
-		age = 30 * 24 * time.Hour
-	}
-	t := time.NewTicker(time.Minute)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-			if err := o.st.TrimEventsBy(ctx, o.cfg.Events.MaxCount, age); err != nil && ctx.Err() == nil {
-				o.log.Warn("trim events", "err", err)
-			}
+// startOps opens the log store and builds the collector, the sinks, the
+// metrics and the monitors. Nothing runs until the returned parts run.
+func startOps(cfg Config, d opsDeps, log *slog.Logger) (*ops, map[string]func(context.Context) error, error) {
+	var sinks []logs.Sink
+	for _, raw := range cfg.Ops.LogSinks {
+		s, err := logs.ParseSink(raw, d.nodeName)
+		if err != nil {
+			return nil, nil, err
 		}
+		sinks = append(sinks, s)
 	}
-}
-
-// Alerts implements server.Ops.
-func (o *ops) Alerts() []api.Alert { return o.alerts.Alerts() }
-
-// DiskUsage implements server.Ops.
-func (o *ops) DiskUsage(ctx context.Context) (api.DiskUsage, error) { return o.hk.DiskUsage(ctx) }
-
-// Collect implements server.Ops.
-func (o *ops) Collect(ctx context.Context, req api.GCRequest) (api.GCReport, error) {
-	return o.hk.Collect(ctx, req)
-}
-
-// Backup implements server.Ops.
-func (o *ops) Backup(ctx context.Context, w io.Writer) error {
-	return backup.Write(ctx, w, o.st, backup.Options{DataDir: o.dataDir, ClusterID: o.clusterID, Version: o.version, ConfigFile: o.cfg.Path})
-}
-
-// VolumeExport implements server.Ops: a tar of the volume's content,
-// copied out of an idle container that mounts it.
-func (o *ops) VolumeExport(ctx context.Context, stack, volume string, w io.Writer) error {
-	id, done, err := o.volumeContainer(ctx, stack, volume, false)
+	var mln net.Listener
+	if cfg.Ops.MetricsAddr != "" {
+		var err error
+		if mln, err = net.Listen("tcp", cfg.Ops.MetricsAddr); err != nil {
+			return nil, nil, fmt.Errorf("%w: --metrics-addr %s: %v", api.ErrInvalid, cfg.Ops.MetricsAddr, err)
+		}
+		writeAddrFile(cfg.DataDir, "metrics-addr", mln.Addr().String(), log)
+	}
+	st, err := logs.Open(logs.Options{Dir: filepath.Join(cfg.DataDir, "logs"), Retention: cfg.Ops.LogRetention, Logger: log.With("component", "logs")})
 	if err != nil {
-		return err
+		if mln != nil {
+			mln.Close()
+		}
+		return nil, nil, fmt.Errorf("open the log store: %w", err)
 	}
-	defer done()
-	rc, err := o.drv.CopyFrom(ctx, id, volumeMount+"/.")
-	if err != nil {
-		return err
+	own := map[string]string{api.LabelCluster: d.cluster, api.LabelNode: d.node}
+	o := &ops{logs: st, Metrics: metrics.New(d.nodeName)}
+	o.ship = logs.NewShipper(logs.ShipperConfig{Logger: log.With("component", "log-sinks")}, sinks)
+	var offer logs.Offerer
+	if len(sinks) > 0 {
+		offer = o.ship
 	}
-	defer rc.Close()
-	_, err = io.Copy(w, rc)
-	return err
+	o.collect = logs.NewCollector(logs.CollectorConfig{
+		Labels:     own,
+		CursorFile: filepath.Join(cfg.DataDir, "logs", "cursors.json"),
+		Logger:     log.With("component", "log-collector"),
+	}, d.drv, st, offer)
+	o.poller = metrics.NewPoller(metrics.PollerConfig{Labels: own, NodeID: d.node, Interval: cfg.Ops.MetricsInterval, Logger: log.With("component", "metrics")},
+		o.Metrics, d.drv, d.traffic, d.store)
+	metrics.RegisterIngress(o.Metrics, d.traffic)
+	metrics.RegisterLogs(o.Metrics, st, o.ship, o.collect.Lines)
+	events := metrics.NewEventCounter(o.Metrics, d.store, d.node)
+
+	parts := map[string]func(context.Context) error{
+		"log-store":      st.Run,
+		"log-collector":  o.collect.Run,
+		"log-sinks":      o.ship.Run,
+		"metrics-poller": o.poller.Run,
+		"metrics-events": events.Run,
+	}
+	if cfg.Ops.MonitorInterval > 0 && d.ingressAddr != "" {
+		mon := monitor.New(monitor.Config{Ingress: d.ingressAddr, Interval: cfg.Ops.MonitorInterval, Node: d.nodeName, NodeID: d.node,
+			Logger: log.With("component", "monitor")}, d.store, o.Metrics)
+		parts["monitor"] = mon.Run
+	}
+	if mln != nil {
+		h := http.NewServeMux()
+		h.Handle("GET /metrics", o.Metrics.Handler())
+		hs := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+		parts["metrics-listener"] = func(ctx context.Context) error { return server.ServeHTTP(ctx, mln, hs, 2*time.Second) }
+	}
+	return o, parts, nil
 }
 
-// VolumeImport implements server.Ops: extracts a tar into the volume
-// (created if the stack declares it and it does not exist yet). Files in
-// the archive replace files of the same name; others stay.
-func (o *ops) VolumeImport(ctx context.Context, stack, volume string, r io.Reader) error {
-	id, done, err := o.volumeContainer(ctx, stack, volume, true)
-	if err != nil {
-		return err
-	}
-	defer done()
-	if err := o.drv.CopyTo(ctx, id, volumeMount, r); err != nil {
-		if errors.Is(err, runtime.ErrEngine) {
-			return fmt.Errorf("%w: %v (is the input a tar archive?)", api.ErrInvalid, err)
-		}
-		return err
-	}
-	return nil
+func (o *ops) serverOps() server.Ops {
+	return server.Ops{Logs: o.logs, Metrics: o.Metrics.Handler(), Top: o.poller.History()}
 }
 
-const volumeMount = "/berth-volume"
+func (o *ops) close() { _ = o.logs.Close() }
 
-// volumeContainer creates an idle container of one of the stack's own
-// images that mounts the volume; done removes it.
-func (o *ops) volumeContainer(ctx context.Context, stack, volume string, create bool) (string, func(), error) {
-	rec, _, err := o.st.GetStack(ctx, stack)
-	if errors.Is(err, api.ErrNotFound) {
-		return "", nil, api.NotFoundf("stack %q is not deployed; see `berth ls`", stack)
+// writeAddrFile records the address a listener got (port 0 in tests).
+func writeAddrFile(dir, name, addr string, log *slog.Logger) {
+	if err := os.WriteFile(filepath.Join(dir, name), []byte(addr+"\n"), 0o600); err != nil {
+		log.Warn("record listener address", "file", name, "err", err)
 	}
-	if err != nil {
-		return "", nil, err
-	}
-	spec, ok := rec.Volumes[volume]
-	if !ok {
-		names := make([]string, 0, len(rec.Volumes))
-		for n := range rec.Volumes {
-			names = append(names, n)
-		}
-		sort.Strings(names)
-		return "", nil, api.NotFoundf("stack %s has no named volume %q (its volumes: %s)", stack, volume, strings.Join(names, ", "))
-	}
-	if spec.External {
-		return "", nil, api.Invalidf("volume %q of stack %s is external: berth did not create it and does not back it up", volume, stack)
-	}
-	name := housekeeping.VolumeName(stack, volume)
-	labels := map[string]string{api.LabelCluster: o.clusterID, api.LabelStack: stack}
-	vctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	vols, err := o.drv.ListVolumes(vctx, labels)
-	if err != nil {
-		return "", nil, err
-	}
-	exists := false
-	for _, v := range vols {
-		exists = exists || v.Name == name
-	}
-	switch {
-	case !exists && !create:
-		return "", nil, api.NotFoundf("volume %s of stack %s does not exist on this node yet", volume, stack)
-	case !exists:
-		vl := map[string]string{}
-		for k, v := range spec.Labels {
-			vl[k] = v
-		}
-		for k, v := range labels {
-			vl[k] = v
-		}
-		if err := o.drv.EnsureVolume(vctx, runtime.VolumeSpec{Name: name, Driver: spec.Driver, DriverOpts: spec.DriverOpts, Labels: vl}); err != nil {
-			return "", nil, err
-		}
-	}
-	img, err := o.stackImage(vctx, stack)
-	if err != nil {
-		return "", nil, err
-	}
-	suffix := make([]byte, 4)
-	_, _ = rand.Read(suffix)
-	cl := map[string]string{api.LabelCluster: o.clusterID, api.LabelStack: stack, labelHelper: "volume"}
-	id, err := o.drv.CreateIdle(vctx, "berth-volume-"+stack+"-"+volume+"-"+hex.EncodeToString(suffix), img,
-		[]runtime.Mount{{Type: api.MountVolume, Source: name, Target: volumeMount}}, cl)
-	if err != nil {
-		return "", nil, err
-	}
-	done := func() {
-		rctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		if err := o.drv.Remove(rctx, id); err != nil {
-			o.log.Warn("remove volume helper container", "id", id, "err", err)
-		}
-	}
-	return id, done, nil
-}
-
-// stackImage returns an image of the stack's current revisions that is
-// on this engine: creating a container needs one, and no image is pulled.
-func (o *ops) stackImage(ctx context.Context, stack string) (string, error) {
-	svcs, err := o.st.ListServices(ctx, stack)
-	if err != nil {
-		return "", err
-	}
-	for _, svc := range svcs {
-		rev, err := o.st.GetRevision(ctx, stack, svc.Name, svc.Revision)
-		if err != nil || rev.Spec.ImageID == "" {
-			continue
-		}
-		if _, err := o.drv.ImageInspect(ctx, rev.Spec.ImageID); err == nil {
-			return rev.Spec.ImageID, nil
-		}
-	}
-	return "", fmt.Errorf("%w: no image of stack %s is on this engine to copy through; deploy the stack first", api.ErrUnavailable, stack)
 }

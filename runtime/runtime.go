@@ -238,3 +238,14 @@ type Image struct {
 	Created     time.Time
 	Size        int64
 }
+
+// ContainerStats is one reading of a container's resource use.
+type ContainerStats struct {
+	Time time.Time
+	// CPU is the CPU time used since the container (re)started.
+	CPU time.Duration
+	// MemoryBytes is the memory in use, page cache that can be dropped excluded.
+	MemoryBytes int64
+	// RxBytes and TxBytes are network bytes received and sent since start.
+	RxBytes, TxBytes uint64
+}

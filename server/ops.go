@@ -1,163 +1,54 @@
 package server
 
 import (
-	"context"
-	"fmt"
-	"io"
 	"net/http"
 	"strconv"
 
 	"github.com/berth-dev/berth/api"
+	"github.com/berth-dev/berth/logs"
 )
 
-// Ops are the node operations the API exposes beside the stacks: alerts,
-// disk usage and collection, backups. daemon/ implements them.
-type Ops interface {
-	Alerts() []api.Alert
-	DiskUsage(ctx context.Context) (api.DiskUsage, error)
-	Collect(ctx context.Context, req api.GCRequest) (api.GCReport, error)
-	// Backup writes a backup archive of the cluster's state to w.
-	Backup(ctx context.Context, w io.Writer) error
-	// VolumeExport writes a tar of a stack's named volume to w;
-	// VolumeImport extracts one into it (creating the volume if needed).
-	VolumeExport(ctx context.Context, stack, volume string, w io.Writer) error
-	VolumeImport(ctx context.Context, stack, volume string, r io.Reader) error
+// Ops are the operational parts the API serves when the process has them:
+// the node's log store, the Prometheus handler and the short metrics
+// history behind `berth top`.
+type Ops struct {
+	Logs    *logs.Store
+	Metrics http.Handler
+	Top     TopSource
 }
 
-// SetOps connects the node operations; without them their routes answer
-// unavailable.
+// SetOps gives the server its operational parts (call before Serve).
 func (s *Server) SetOps(o Ops) { s.ops = o }
 
-// opsRoutes registers the operations routes.
 func (s *Server) opsRoutes(mux *http.ServeMux) {
-	mux.HandleFunc("GET /v1/alerts", s.wrap(s.listAlerts))
-	mux.HandleFunc("GET /v1/df", s.wrap(s.diskUsage))
-	mux.HandleFunc("POST /v1/gc", s.wrap(s.collect))
-	mux.HandleFunc("GET /v1/backup", s.backup)
-	mux.HandleFunc("GET /v1/stacks/{stack}/volumes/{volume}/archive", s.volumeExport)
-	mux.HandleFunc("PUT /v1/stacks/{stack}/volumes/{volume}/archive", s.wrap(s.volumeImport))
+	mux.HandleFunc("GET /v1/stacks/{stack}/logs", s.logs)
+	mux.HandleFunc("GET /v1/top", s.wrap(s.top))
+	mux.HandleFunc("GET /metrics", s.metrics)
 }
 
-func (s *Server) needOps() error {
-	if s.ops == nil {
-		return fmt.Errorf("%w: operations are not available on this server", api.ErrUnavailable)
-	}
-	return nil
-}
-
-func (s *Server) listAlerts(w http.ResponseWriter, r *http.Request) (any, error) {
-	if err := s.needOps(); err != nil {
-		return nil, err
-	}
-	all, _ := strconv.ParseBool(r.URL.Query().Get("all"))
-	out := []api.Alert{}
-	for _, a := range s.ops.Alerts() {
-		if all || a.State == api.AlertFiring {
-			out = append(out, a)
-		}
-	}
-	return out, nil
-}
-
-func (s *Server) diskUsage(w http.ResponseWriter, r *http.Request) (any, error) {
-	if err := s.needOps(); err != nil {
-		return nil, err
-	}
-	return s.ops.DiskUsage(r.Context())
-}
-
-func (s *Server) collect(w http.ResponseWriter, r *http.Request) (any, error) {
-	if err := s.needOps(); err != nil {
-		return nil, err
-	}
-	var req api.GCRequest
-	if err := decode(r, &req); err != nil {
-		return nil, err
-	}
-	rep, err := s.ops.Collect(r.Context(), req)
-	if err != nil {
-		return nil, err
-	}
-	if !req.DryRun {
-		s.event(r.Context(), api.Event{Type: "gc.run", Message: fmt.Sprintf("collected %d objects, %d bytes", len(rep.Objects), rep.Freed)})
-	}
-	return rep, nil
-}
-
-// streamTo answers with a binary stream. An error before the first byte
-// is a normal error response; after it, the stream is cut (the client
-// sees a truncated body and reports it).
-func (s *Server) streamTo(w http.ResponseWriter, contentType string, f func(io.Writer) error) {
-	sw := &startWriter{w: w, contentType: contentType}
-	if err := f(sw); err != nil {
-		if !sw.started {
-			writeError(w, err)
-			return
-		}
-		s.log.Warn("stream cut", "err", err)
-		panic(http.ErrAbortHandler)
-	}
-	if !sw.started {
-		sw.start()
-	}
-}
-
-type startWriter struct {
-	w           http.ResponseWriter
-	contentType string
-	started     bool
-}
-
-func (s *startWriter) start() {
-	s.started = true
-	s.w.Header().Set("Content-Type", s.contentType)
-	s.w.WriteHeader(http.StatusOK)
-}
-
-func (s *startWriter) Write(p []byte) (int, error) {
-	if !s.started {
-		s.start()
-	}
-	return s.w.Write(p)
-}
-
-func (s *Server) backup(w http.ResponseWriter, r *http.Request) {
-	if err := s.needOps(); err != nil {
-		writeError(w, err)
+func (s *Server) metrics(w http.ResponseWriter, r *http.Request) {
+	if s.ops.Metrics == nil {
+		writeError(w, unavailablef("metrics are not collected by this process"))
 		return
 	}
-	s.streamTo(w, "application/gzip", func(out io.Writer) error { return s.ops.Backup(r.Context(), out) })
+	s.ops.Metrics.ServeHTTP(w, r)
 }
 
-func (s *Server) volumeArgs(r *http.Request) (string, string, error) {
-	if err := s.needOps(); err != nil {
-		return "", "", err
-	}
-	stack, err := pathName(r, "stack", "stack name")
-	if err != nil {
-		return "", "", err
-	}
-	vol, err := pathName(r, "volume", "volume name")
-	return stack, vol, err
+// TopSource reports the short metrics history (all stacks when stack is "").
+type TopSource interface {
+	Top(stack string, history bool) api.TopReport
 }
 
-func (s *Server) volumeExport(w http.ResponseWriter, r *http.Request) {
-	stack, vol, err := s.volumeArgs(r)
-	if err != nil {
-		writeError(w, err)
-		return
+func (s *Server) top(w http.ResponseWriter, r *http.Request) (any, error) {
+	if s.ops.Top == nil {
+		return nil, unavailablef("this process keeps no metrics history")
 	}
-	s.streamTo(w, "application/x-tar", func(out io.Writer) error { return s.ops.VolumeExport(r.Context(), stack, vol, out) })
-}
-
-func (s *Server) volumeImport(w http.ResponseWriter, r *http.Request) (any, error) {
-	stack, vol, err := s.volumeArgs(r)
-	if err != nil {
-		return nil, err
+	stack := r.URL.Query().Get("stack")
+	if stack != "" {
+		if err := api.ValidateName("stack name", stack); err != nil {
+			return nil, err
+		}
 	}
-	if err := s.ops.VolumeImport(r.Context(), stack, vol, r.Body); err != nil {
-		return nil, err
-	}
-	s.event(r.Context(), api.Event{Type: "volume.restored", Stack: stack, Subject: vol, Message: "volume " + vol + " restored from an archive"})
-	return nil, nil
+	history, _ := strconv.ParseBool(r.URL.Query().Get("history"))
+	return s.ops.Top.Top(stack, history), nil
 }

@@ -47,9 +47,10 @@ type Server struct {
 	nodes    NodeOps
 	log      *slog.Logger
 	jobs     *controller.Jobs
-	ops      Ops
+	maint    Maintenance
 	stackMu  sync.Mutex
 	stackLks map[string]*sync.Mutex
+	ops      Ops
 }
 
 // New returns a server.
@@ -78,6 +79,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /v1/nodes", s.wrap(s.listNodes))
 	mux.HandleFunc("GET /v1/events", s.events)
 	s.opsRoutes(mux)
+	s.maintenanceRoutes(mux)
 	mux.HandleFunc("/", s.wrap(func(w http.ResponseWriter, r *http.Request) (any, error) {
 		return nil, api.NotFoundf("no API route %s %s; see `berth --help`", r.Method, r.URL.Path)
 	}))
@@ -90,6 +92,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		Handler:           s.Handler(),
 		ReadHeaderTimeout: 10 * time.Second,
 		BaseContext:       func(net.Listener) context.Context { return ctx },
+		ConnContext:       connContext,
 	}, 5*time.Second)
 }
 

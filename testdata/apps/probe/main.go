@@ -5,6 +5,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"flag"
 	"fmt"
@@ -25,6 +26,7 @@ func main() {
 	dial := flag.String("dial", "", "open a TCP connection to host:port and exit 0 if it connects")
 	health := flag.Bool("healthcheck", false, "check the local server's /healthz")
 	echo := flag.String("echo", "", "print this and exit 0")
+	spew := flag.Int("spew", 0, "print this many lines as fast as possible and exit 0")
 	flag.Parse()
 
 	if v := os.Getenv("PROBE_EXIT"); v != "" && *exit < 0 {
@@ -34,6 +36,9 @@ func main() {
 		*after, _ = time.ParseDuration(v)
 	}
 	switch {
+	case *spew > 0:
+		spewLines(*spew)
+		return
 	case *echo != "":
 		fmt.Println(*echo)
 		fmt.Fprintln(os.Stderr, "stderr:"+*echo)
@@ -72,6 +77,44 @@ func main() {
 	serve()
 }
 
+// spewLines writes n numbered lines to stdout as fast as it can, through
+// one buffered writer (the bench of log ingest).
+func spewLines(n int) {
+	w := bufio.NewWriterSize(os.Stdout, 64<<10)
+	b := make([]byte, 0, 128)
+	for i := 0; i < n; i++ {
+		b = append(b[:0], "spew line "...)
+		b = strconv.AppendInt(b, int64(i), 10)
+		b = append(b, " the quick brown fox jumps over the lazy dog\n"...)
+		w.Write(b)
+	}
+	w.Flush()
+}
+
+// chatter prints PROBE_LINES numbered lines at start (every fifth on
+// stderr), and with PROBE_TICK one more line per tick for as long as it
+// runs: the output the log tests read back.
+func chatter() {
+	n, _ := strconv.Atoi(os.Getenv("PROBE_LINES"))
+	for i := 0; i < n; i++ {
+		if i%5 == 4 {
+			fmt.Fprintf(os.Stderr, "line %d\n", i)
+		} else {
+			fmt.Printf("line %d\n", i)
+		}
+	}
+	tick, _ := time.ParseDuration(os.Getenv("PROBE_TICK"))
+	if tick <= 0 {
+		return
+	}
+	go func() {
+		for i := 0; ; i++ {
+			fmt.Printf("tick %d\n", i)
+			time.Sleep(tick)
+		}
+	}()
+}
+
 func port() string {
 	if p := os.Getenv("PORT"); p != "" {
 		return p
@@ -95,6 +138,7 @@ func check(url string) int {
 }
 
 func serve() {
+	chatter()
 	host, _ := os.Hostname()
 	mux := http.NewServeMux()
 	// PROBE_STATUS makes every page but "/" (the readiness path) answer
