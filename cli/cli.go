@@ -120,6 +120,7 @@ Start the daemon with 'berth up', then deploy with 'berth deploy -f compose.yaml
 		newEventsCmd(g),
 		newVersionCmd(g),
 	)
+	addSecurityCmds(root, g)
 	return root
 }
 
@@ -133,7 +134,11 @@ func (g *globals) client() (*client.Client, error) {
 	if host == "" {
 		host = "unix://" + daemon.SocketPath(daemon.DefaultDataDir())
 	}
-	return client.New(host)
+	cl, err := client.New(host)
+	if err != nil {
+		return nil, err
+	}
+	return remoteClient(cl)
 }
 
 func addJSON(c *cobra.Command, g *globals) {

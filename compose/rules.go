@@ -198,7 +198,8 @@ var serviceRules = map[string]rule{
 		"routes":   checked(), // a list of {host, path, port, timeout}
 		"deploy": okSub(map[string]rule{"strategy": ok(), "steps": ok(), "interval": ok(), "max_error_rate": ok(),
 			"max_p99": ok(), "rollback_window": ok(), "deadline": ok(), "max_surge": ok(), "max_unavailable": ok()}),
-		"security": okSub(map[string]rule{"keep_default_capabilities": ok(), "allow_new_privileges": ok()}),
+		"security":       okSub(map[string]rule{"keep_default_capabilities": ok(), "allow_new_privileges": ok()}),
+		"secrets_as_env": checked(), // true or false, warned
 	}),
 
 	"container_name":     warn("container_name is ignored: berth names containers STACK-SERVICE-SLOT-TASK so replicas and rollouts can coexist"),
@@ -289,7 +290,7 @@ var secretRules = map[string]rule{
 	"environment":     ok(),
 	"name":            warn("secret names are ignored: berth stores a stack's secrets under their keys").filledIn(),
 	"labels":          warn("labels on secrets are ignored"),
-	"external":        reject("external secrets are not supported yet; give file: or environment:"),
+	"external":        ok(), // made with `berth secret create`
 	"driver":          reject("secret drivers are not supported; give file: or environment:"),
 	"driver_opts":     reject("secret drivers are not supported; give file: or environment:"),
 	"template_driver": reject("secret templates are not supported; give file: or environment:"),

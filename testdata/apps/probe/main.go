@@ -6,6 +6,7 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
 	"flag"
 	"fmt"
 	"net"
@@ -25,6 +26,7 @@ func main() {
 	dial := flag.String("dial", "", "open a TCP connection to host:port and exit 0 if it connects")
 	health := flag.Bool("healthcheck", false, "check the local server's /healthz")
 	echo := flag.String("echo", "", "print this and exit 0")
+	file := flag.String("file", "", "print this file's mode, owner, SHA-256 and whether it can be written (never its content)")
 	flag.Parse()
 
 	if v := os.Getenv("PROBE_EXIT"); v != "" && *exit < 0 {
@@ -38,6 +40,8 @@ func main() {
 		fmt.Println(*echo)
 		fmt.Fprintln(os.Stderr, "stderr:"+*echo)
 		return
+	case *file != "":
+		os.Exit(describe(*file))
 	case *health:
 		os.Exit(check("http://127.0.0.1:" + port() + "/healthz"))
 	case *get != "":
@@ -66,6 +70,27 @@ func main() {
 		os.Exit(*exit)
 	}
 	serve()
+}
+
+func describe(path string) int {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	st := fi.Sys().(*syscall.Stat_t)
+	writable := false
+	if f, err := os.OpenFile(path, os.O_WRONLY, 0); err == nil {
+		writable = true
+		f.Close()
+	}
+	fmt.Printf("mode=%o uid=%d gid=%d sha256=%x writable=%v\n", fi.Mode().Perm(), st.Uid, st.Gid, sha256.Sum256(b), writable)
+	return 0
 }
 
 func port() string {
