@@ -208,6 +208,7 @@ func newAuditCmd(g *globals) *cobra.Command {
 	c.Flags().StringVar(&stack, "stack", "", "only calls on this stack")
 	c.Flags().IntVar(&limit, "limit", 100, "newest N entries")
 	addJSON(c, g)
+	c.AddCommand(newAuditHostCmd(g))
 	return c
 }
 

@@ -118,9 +118,10 @@ func (c *Client) Audit(ctx context.Context, stack string, limit int) ([]api.Audi
 	return out, c.do(ctx, http.MethodGet, "/v1/audit?"+q.Encode(), nil, &out)
 }
 
-// HostAudit runs the CIS Docker Benchmark checks on the server's engine.
-func (c *Client) HostAudit(ctx context.Context, out any) error {
-	return c.do(ctx, http.MethodGet, "/v1/audit/host", nil, out)
+// HostAudit runs the CIS Docker Benchmark checks on the server's engine
+// (on berth's own containers only with ownOnly).
+func (c *Client) HostAudit(ctx context.Context, ownOnly bool, out any) error {
+	return c.do(ctx, http.MethodGet, "/v1/audit/host?own="+strconv.FormatBool(ownOnly), nil, out)
 }
 
 // ErrDenied wraps 401 and 403 answers: no valid token, or a token

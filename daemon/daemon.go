@@ -127,7 +127,7 @@ func Up(ctx context.Context, cfg Config) error {
 	}
 	defer closeIngress()
 
-	sec, err := openSecurity(cfg.DataDir, st)
+	sec, err := openSecurity(cfg.DataDir, clusterID, st)
 	if err != nil {
 		return err
 	}

@@ -8,13 +8,16 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/berth-dev/berth/api"
 	"github.com/berth-dev/berth/ca"
+	"github.com/berth-dev/berth/cis"
 
 	"github.com/berth-dev/berth/agent"
 	"github.com/berth-dev/berth/runtime"
+	"github.com/berth-dev/berth/runtime/docker"
 	"github.com/berth-dev/berth/secrets"
 	"github.com/berth-dev/berth/server"
 	"github.com/berth-dev/berth/store"
@@ -26,17 +29,18 @@ func SecretsRun(dataDir string) string { return filepath.Join(dataDir, "run") }
 
 // securityParts are the pieces of berth's security that up assembles.
 type securityParts struct {
-	store *store.Store
+	clusterID string
+	store     *store.Store
 	vault *secrets.Vault
 	files *secrets.Files
 }
 
-func openSecurity(dataDir string, st *store.Store) (securityParts, error) {
+func openSecurity(dataDir, clusterID string, st *store.Store) (securityParts, error) {
 	keys, err := secrets.OpenKeyring(filepath.Join(dataDir, secrets.KeyFile))
 	if err != nil {
 		return securityParts{}, fmt.Errorf("secrets: %w", err)
 	}
-	return securityParts{store: st, vault: secrets.NewVault(st, keys), files: secrets.NewFiles(SecretsRun(dataDir))}, nil
+	return securityParts{clusterID: clusterID, store: st, vault: secrets.NewVault(st, keys), files: secrets.NewFiles(SecretsRun(dataDir))}, nil
 }
 
 // server is the server's view of the security parts.
@@ -45,7 +49,17 @@ func (p securityParts) server(cfg Config, drv runtime.Driver) server.Security {
 	if mem == 0 {
 		mem = agent.DefaultDefaults().MemoryBytes
 	}
-	return server.Security{Vault: p.vault, DefaultMemory: mem}
+	sec := server.Security{Vault: p.vault, DefaultMemory: mem}
+	if d, ok := drv.(*docker.Driver); ok {
+		sec.HostAudit = func(ctx context.Context, ownOnly bool) (any, error) {
+			opts := cis.Options{LocalHost: strings.HasPrefix(d.Host(), "unix://")}
+			if ownOnly {
+				opts.Labels = map[string]string{api.LabelCluster: p.clusterID}
+			}
+			return cis.Run(ctx, d.Client(), opts)
+		}
+	}
+	return sec
 }
 
 // RemoteAPI configures the API's TCP listener. It always requires TLS

@@ -111,5 +111,6 @@ func (s *Server) hostAudit(w http.ResponseWriter, r *http.Request) (any, error) 
 	if s.sec.HostAudit == nil {
 		return nil, fmt.Errorf("%w: this server cannot audit its host", api.ErrUnavailable)
 	}
-	return s.sec.HostAudit(r.Context())
+	own, _ := strconv.ParseBool(r.URL.Query().Get("own"))
+	return s.sec.HostAudit(r.Context(), own)
 }

@@ -23,8 +23,9 @@ type Security struct {
 	DefaultMemory int64
 	// Trust verifies image signatures when a stack requires them.
 	Trust ImageVerifier
-	// HostAudit runs the CIS Docker Benchmark checks on the engine.
-	HostAudit func(ctx context.Context) (any, error)
+	// HostAudit runs the CIS Docker Benchmark checks on the engine and
+	// its running containers (only berth's own with ownOnly).
+	HostAudit func(ctx context.Context, ownOnly bool) (any, error)
 }
 
 // SetSecurity gives the server its security parts; call before serving.

@@ -27,14 +27,14 @@ import (
 // secured is a test server with its security parts: local is the unix
 // socket's view (no token needed), remote the TCP listener's.
 type secureEnv struct {
-	t      *testing.T
+	t      testing.TB
 	s      *Server
 	st     *store.Store
 	local  *httptest.Server
 	remote *httptest.Server
 }
 
-func newSecureEnv(t *testing.T) *secureEnv {
+func newSecureEnv(t testing.TB) *secureEnv {
 	t.Helper()
 	st := store.OpenTest(t)
 	log := slog.New(slog.DiscardHandler)
