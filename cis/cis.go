@@ -97,7 +97,7 @@ var containerChecks = []check{
 		}},
 	{id: "5.4", title: "Privileged containers are not used",
 		remediation: "do not run the container with --privileged",
-		judge: func(c *container.InspectResponse) (bool, string) { return !hostCfg(c).Privileged, "" }},
+		judge:       func(c *container.InspectResponse) (bool, string) { return !hostCfg(c).Privileged, "" }},
 	{id: "5.5", title: "Sensitive host system directories are not mounted on containers",
 		remediation: "do not bind-mount /, /boot, /dev, /etc, /lib, /proc, /sys or /usr from the host",
 		judge: func(c *container.InspectResponse) (bool, string) {
@@ -139,7 +139,7 @@ var containerChecks = []check{
 		}},
 	{id: "5.12", title: "The container's root filesystem is mounted as read only",
 		remediation: "set read_only: true and mount writable paths as tmpfs or volumes",
-		judge: func(c *container.InspectResponse) (bool, string) { return hostCfg(c).ReadonlyRootfs, "" }},
+		judge:       func(c *container.InspectResponse) (bool, string) { return hostCfg(c).ReadonlyRootfs, "" }},
 	{id: "5.13", title: "Incoming container traffic is bound to a specific host interface",
 		remediation: "bind published ports to one address (berth's ingress listens on --publish-host)",
 		judge: func(c *container.InspectResponse) (bool, string) {
@@ -166,10 +166,10 @@ var containerChecks = []check{
 		}},
 	{id: "5.15", title: "The host's process namespace is not shared",
 		remediation: "do not use pid: host",
-		judge: func(c *container.InspectResponse) (bool, string) { return !hostCfg(c).PidMode.IsHost(), "" }},
+		judge:       func(c *container.InspectResponse) (bool, string) { return !hostCfg(c).PidMode.IsHost(), "" }},
 	{id: "5.16", title: "The host's IPC namespace is not shared",
 		remediation: "do not use ipc: host",
-		judge: func(c *container.InspectResponse) (bool, string) { return !hostCfg(c).IpcMode.IsHost(), "" }},
+		judge:       func(c *container.InspectResponse) (bool, string) { return !hostCfg(c).IpcMode.IsHost(), "" }},
 	{id: "5.17", title: "Host devices are not directly exposed to containers",
 		remediation: "do not pass host devices (devices:)",
 		judge: func(c *container.InspectResponse) (bool, string) {
@@ -187,7 +187,7 @@ var containerChecks = []check{
 		}},
 	{id: "5.20", title: "The host's UTS namespace is not shared",
 		remediation: "do not use uts: host",
-		judge: func(c *container.InspectResponse) (bool, string) { return !hostCfg(c).UTSMode.IsHost(), "" }},
+		judge:       func(c *container.InspectResponse) (bool, string) { return !hostCfg(c).UTSMode.IsHost(), "" }},
 	{id: "5.21", title: "The default seccomp profile is not disabled",
 		remediation: "remove seccomp=unconfined from security_opt",
 		judge: func(c *container.InspectResponse) (bool, string) {
@@ -242,7 +242,7 @@ var containerChecks = []check{
 		}},
 	{id: "5.30", title: "The host's user namespaces are not shared",
 		remediation: "do not use userns_mode: host",
-		judge: func(c *container.InspectResponse) (bool, string) { return !hostCfg(c).UsernsMode.IsHost(), "" }},
+		judge:       func(c *container.InspectResponse) (bool, string) { return !hostCfg(c).UsernsMode.IsHost(), "" }},
 	{id: "5.31", title: "The Docker socket is not mounted inside any containers",
 		remediation: "do not mount docker.sock into containers",
 		judge: func(c *container.InspectResponse) (bool, string) {

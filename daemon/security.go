@@ -31,8 +31,8 @@ func SecretsRun(dataDir string) string { return filepath.Join(dataDir, "run") }
 type securityParts struct {
 	clusterID string
 	store     *store.Store
-	vault *secrets.Vault
-	files *secrets.Files
+	vault     *secrets.Vault
+	files     *secrets.Files
 }
 
 func openSecurity(dataDir, clusterID string, st *store.Store) (securityParts, error) {
