@@ -171,3 +171,10 @@ func (r FileRef) SecretFile() (string, error) {
 }
 
 var secretFileRE = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$`)
+
+// TrustPolicy requires image signatures (x-berth.trust): before a digest
+// may run, a cosign-compatible signature of it must verify with one of
+// Keys.
+type TrustPolicy struct {
+	Keys []string `json:"keys"` // PEM public keys
+}

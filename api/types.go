@@ -30,6 +30,7 @@ type Stack struct {
 	Configs  map[string]ConfigSource   `json:"configs,omitempty"`
 	Sources  []string                  `json:"sources,omitempty"` // Compose files it came from
 	Warnings []string                  `json:"warnings,omitempty"`
+	Trust    *TrustPolicy              `json:"trust,omitempty"`
 	Extra    map[string]StackExtension `json:"-"`
 }
 

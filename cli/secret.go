@@ -14,7 +14,7 @@ import (
 // addSecurityCmds registers the security commands: secret, token,
 // tenant, audit, whoami, ca and sign.
 func addSecurityCmds(root *cobra.Command, g *globals) {
-	root.AddCommand(newSecretCmd(g), newTokenCmd(g), newTenantCmd(g), newAuditCmd(g), newWhoamiCmd(g), newCACmd(g))
+	root.AddCommand(newSecretCmd(g), newTokenCmd(g), newTenantCmd(g), newAuditCmd(g), newWhoamiCmd(g), newCACmd(g), newSignCmd(g), newKeygenCmd(g))
 }
 
 // remoteClient adds BERTH_TOKEN and BERTH_CA to a client.

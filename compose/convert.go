@@ -60,6 +60,7 @@ func (c *converter) convert(p *types.Project, opts Options) *api.Stack {
 		st.Sources = append(st.Sources, filepath.Base(f))
 	}
 	c.topExtension(p)
+	c.trust(st, p)
 	c.networks(st, p)
 	c.volumes(st, p)
 	c.secrets(st, p)

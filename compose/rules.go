@@ -321,6 +321,7 @@ var topRules = map[string]rule{
 	"models":   reject("models are not supported; remove models:"),
 	"jobs":     reject("top-level jobs are not supported; use a service with x-berth.schedule"),
 	"x-berth": okSub(map[string]rule{
-		"environment": ok(), // the environment's name (a string); nothing reads it yet
+		"environment": ok(),      // the environment's name (a string); nothing reads it yet
+		"trust":       checked(), // {keys: [public key files]}
 	}),
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/berth-dev/berth/runtime/docker"
 	"github.com/berth-dev/berth/secrets"
 	"github.com/berth-dev/berth/server"
+	"github.com/berth-dev/berth/trust"
 	"github.com/berth-dev/berth/store"
 )
 
@@ -49,7 +50,7 @@ func (p securityParts) server(cfg Config, drv runtime.Driver) server.Security {
 	if mem == 0 {
 		mem = agent.DefaultDefaults().MemoryBytes
 	}
-	sec := server.Security{Vault: p.vault, DefaultMemory: mem}
+	sec := server.Security{Vault: p.vault, DefaultMemory: mem, Trust: trust.New(trust.Options{})}
 	if d, ok := drv.(*docker.Driver); ok {
 		sec.HostAudit = func(ctx context.Context, ownOnly bool) (any, error) {
 			opts := cis.Options{LocalHost: strings.HasPrefix(d.Host(), "unix://")}

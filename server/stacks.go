@@ -33,11 +33,12 @@ func (s *Server) deploy(w http.ResponseWriter, r *http.Request) (any, error) {
 		return nil, err
 	}
 	ctx := r.Context()
-	if err := s.resolveImages(ctx, &req.Stack); err != nil {
+	// Signatures first: a verified tag is pinned to the digest that was
+	// verified, and the engine resolves exactly that.
+	if err := s.verifyImages(ctx, &req.Stack); err != nil {
 		return nil, err
 	}
-
-	if err := s.verifyImages(ctx, &req.Stack); err != nil {
+	if err := s.resolveImages(ctx, &req.Stack); err != nil {
 		return nil, err
 	}
 
