@@ -20,8 +20,8 @@ import (
 	"github.com/berth-dev/berth/runtime/docker"
 	"github.com/berth-dev/berth/secrets"
 	"github.com/berth-dev/berth/server"
-	"github.com/berth-dev/berth/trust"
 	"github.com/berth-dev/berth/store"
+	"github.com/berth-dev/berth/trust"
 )
 
 // SecretsRun is the tmpfs mount point of delivered secrets in a data
