@@ -294,7 +294,7 @@ var secretRules = map[string]rule{
 	"driver":          reject("secret drivers are not supported; give file: or environment:"),
 	"driver_opts":     reject("secret drivers are not supported; give file: or environment:"),
 	"template_driver": reject("secret templates are not supported; give file: or environment:"),
-	"content":         legacy("secrets take file: or environment:, not content: (it would sit in the Compose file)"),
+	"content":         legacy("secrets take file: or environment:, not content: (it would sit in the Compose file)").filledIn(), // compose-go reads environment: into content
 }
 
 var configRules = map[string]rule{
