@@ -69,34 +69,34 @@ func TestRemoteAPIWithTokensAndTenants(t *testing.T) {
 	if out, code := b.remoteCLI(addr, caFile, viewer, "deploy", "-f", compose, "--stack", "av"); code == 0 || !strings.Contains(out, "needs the deployer role") {
 		t.Errorf("viewer deploys: %d %s", code, out)
 	}
-	for _, d := range []struct{ tok, stack string }{{depA, "alpha"}, {depB, "beta"}} {
+	for _, d := range []struct{ tok, stack string }{{depA, "tenanta"}, {depB, "tenantb"}} {
 		if out, code := b.remoteCLI(addr, caFile, d.tok, "deploy", "-f", compose, "--stack", d.stack, "--timeout", "90s"); code != 0 {
 			t.Fatalf("deploy %s: %d %s", d.stack, code, out)
 		}
 	}
-	b.waitRunning("alpha", "web", 1)
-	b.waitRunning("beta", "web", 1)
-	if out, _ := b.remoteCLI(addr, caFile, depB, "ls"); strings.Contains(out, "alpha") || !strings.Contains(out, "beta") {
+	b.waitRunning("tenanta", "web", 1)
+	b.waitRunning("tenantb", "web", 1)
+	if out, _ := b.remoteCLI(addr, caFile, depB, "ls"); strings.Contains(out, "tenanta") || !strings.Contains(out, "tenantb") {
 		t.Errorf("tenant b's ls: %s", out)
 	}
-	if out, code := b.remoteCLI(addr, caFile, depB, "status", "alpha"); code == 0 {
+	if out, code := b.remoteCLI(addr, caFile, depB, "status", "tenanta"); code == 0 {
 		t.Errorf("tenant b reads tenant a's stack: %s", out)
 	}
 
 	// Network isolation between the tenants' stacks.
 	var betaAddr string
-	for _, s := range b.status("beta").Services {
+	for _, s := range b.status("tenantb").Services {
 		if s.Name == "web" && len(s.Tasks) > 0 && s.Tasks[0].Status != nil {
 			betaAddr = s.Tasks[0].Status.Address
 		}
 	}
 	if betaAddr == "" {
-		t.Fatal("beta/web has no address")
+		t.Fatal("tenantb/web has no address")
 	}
-	if out, code := b.remoteCLI(addr, caFile, depA, "run", "alpha", "client", "--", "-get", "http://web:8080/"); code != 0 {
-		t.Fatalf("alpha reaches its own web: %d %s", code, out)
+	if out, code := b.remoteCLI(addr, caFile, depA, "run", "tenanta", "client", "--", "-get", "http://web:8080/"); code != 0 {
+		t.Fatalf("tenanta reaches its own web: %d %s", code, out)
 	}
-	if out, code := b.remoteCLI(addr, caFile, depA, "run", "alpha", "client", "--", "-dial", betaAddr+":8080"); code == 0 {
+	if out, code := b.remoteCLI(addr, caFile, depA, "run", "tenanta", "client", "--", "-dial", betaAddr+":8080"); code == 0 {
 		t.Errorf("tenant a's container connected to tenant b's at %s: %s", betaAddr, out)
 	}
 
@@ -107,7 +107,7 @@ func TestRemoteAPIWithTokensAndTenants(t *testing.T) {
 		t.Errorf("revoked token: %d %s", code, out)
 	}
 	audit := b.mustCLI("audit", "--limit", "1000")
-	for _, want := range []string{"POST /v1/stacks/alpha/deploy", "(ci-a)", "127.0.0.1:", "denied (403)"} {
+	for _, want := range []string{"POST /v1/stacks/tenanta/deploy", "(ci-a)", "127.0.0.1:", "denied (403)"} {
 		if !strings.Contains(audit, want) {
 			t.Errorf("audit log lacks %q:\n%s", want, audit)
 		}

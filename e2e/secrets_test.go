@@ -138,9 +138,13 @@ secrets:
 	}
 
 	// Never in inspect output or the environment (unless opted in).
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	_, raw, err := drv.Client().ContainerInspectWithRaw(ctx, id, false)
+	// Every engine call gets its own deadline.
+	engineCtx := func() context.Context {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		t.Cleanup(cancel)
+		return ctx
+	}
+	_, raw, err := drv.Client().ContainerInspectWithRaw(engineCtx(), id, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -150,7 +154,7 @@ secrets:
 		}
 	}
 	envID, _ := runningTask(b, "sec", "envsvc")
-	_, envRaw, _ := drv.Client().ContainerInspectWithRaw(ctx, envID, false)
+	_, envRaw, _ := drv.Client().ContainerInspectWithRaw(engineCtx(), envID, false)
 	if !bytes.Contains(envRaw, []byte("DB="+dbValue)) {
 		t.Errorf("secrets_as_env: DB is not in envsvc's environment")
 	}
@@ -187,7 +191,7 @@ secrets:
 	outputs := []string{secretList, b.mustCLI("events", "--json"), b.mustCLI("inspect", "sec", "web"), b.mustCLI("status", "sec", "--json"),
 		b.mustCLI("audit", "--json"), b.logText()}
 	var logs bytes.Buffer
-	_ = drv.Logs(ctx, id2, runtimeLogAll, &logs, &logs)
+	_ = drv.Logs(engineCtx(), id2, runtimeLogAll, &logs, &logs)
 	outputs = append(outputs, logs.String())
 	for i, o := range outputs {
 		for _, v := range []string{dbValue, apiValue, newValue} {
@@ -223,7 +227,7 @@ secrets:
 		})
 	}
 	scan(b.dir, filepath.Join(b.dir, "run"))
-	info, err := drv.Client().Info(ctx)
+	info, err := drv.Client().Info(engineCtx())
 	if err != nil {
 		t.Fatal(err)
 	}
