@@ -122,6 +122,7 @@ Start the daemon with 'berth up', then deploy with 'berth deploy -f compose.yaml
 		newTopCmd(g),
 		newVersionCmd(g),
 	)
+	addSecurityCmds(root, g)
 	return root
 }
 
@@ -135,7 +136,11 @@ func (g *globals) client() (*client.Client, error) {
 	if host == "" {
 		host = "unix://" + daemon.SocketPath(daemon.DefaultDataDir())
 	}
-	return client.New(host)
+	cl, err := client.New(host)
+	if err != nil {
+		return nil, err
+	}
+	return remoteClient(cl)
 }
 
 func addJSON(c *cobra.Command, g *globals) {

@@ -42,9 +42,11 @@ type Config struct {
 	// ProxyProcess runs the ingress as its own process (berth proxy), which
 	// outlives berth up; otherwise it runs inside this process.
 	ProxyProcess bool
-	Version      string
-	Commit       string
-	Logger       *slog.Logger
+	// Remote is the optional TCP listener of the API (TLS and tokens).
+	Remote  RemoteAPI
+	Version string
+	Commit  string
+	Logger  *slog.Logger
 	// Ready, if set, is closed once the API is listening.
 	Ready chan<- struct{}
 	// Ops configures logs, metrics and monitors.
@@ -127,13 +129,19 @@ func Up(ctx context.Context, cfg Config) error {
 	}
 	defer closeIngress()
 
-	ag := agent.New(agent.Config{ClusterID: clusterID, NodeID: nodeID, NodeName: nodeName, Defaults: cfg.Defaults},
+	sec, err := openSecurity(cfg.DataDir, clusterID, st)
+	if err != nil {
+		return err
+	}
+	ag := agent.New(agent.Config{ClusterID: clusterID, NodeID: nodeID, NodeName: nodeName, Defaults: cfg.Defaults,
+		Secrets: sec.vault, SecretFiles: sec.files},
 		st, drv, log.With("component", "agent"), hooks)
 	jobs := controller.NewJobs(st, ag, nodeID, log.With("component", "jobs"))
 	orch := controller.NewOrchestrator(st, hooks, log.With("component", "orchestrator"))
 	orch.ProbeThrough(ingressAddr)
 	srv := server.New(server.Config{ClusterID: clusterID, Version: cfg.Version, Commit: cfg.Commit, Engine: info.Version, Ingress: ingressAddr},
 		st, imageResolver{drv}, ag, jobs, log.With("component", "api"))
+	srv.SetSecurity(sec.server(cfg, drv))
 
 	opsPart, opsParts, err := startOps(cfg, opsDeps{cluster: clusterID, node: nodeID, nodeName: nodeName,
 		drv: drv, store: st, traffic: hooks, ingressAddr: ingressAddr}, log)
@@ -164,6 +172,9 @@ func Up(ctx context.Context, cfg Config) error {
 	}
 	for name, f := range opsParts {
 		parts[name] = f
+	}
+	if err := sec.remoteParts(ctx, cfg, srv, parts, log); err != nil {
+		return err
 	}
 	var sup supervisor
 	sup.run(ctx, log, parts)
