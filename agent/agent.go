@@ -15,6 +15,7 @@ import (
 
 	"github.com/berth-dev/berth/api"
 	"github.com/berth-dev/berth/runtime"
+	"github.com/berth-dev/berth/secrets"
 	"github.com/berth-dev/berth/store"
 	"github.com/berth-dev/berth/watchdog"
 )
@@ -36,6 +37,10 @@ type Config struct {
 	LeaseTTL time.Duration
 	// Watchdog, when set, probes the engine (see package watchdog).
 	Watchdog *watchdog.Config
+	// Secrets opens secret values and SecretFiles puts them on the tmpfs;
+	// without them, tasks that use secrets fail with a clear reason.
+	Secrets     SecretValues
+	SecretFiles *secrets.Files
 }
 
 // Hooks let other parts of the node (the ingress) follow task lifecycles.
@@ -314,6 +319,7 @@ func (a *Agent) reconcile(ctx context.Context) error {
 	wg.Wait()
 	a.forgetGone(ctx, desired)
 	a.cleanupNetworks(ctx, desired, containers)
+	a.sweepSecrets(desired, containers)
 	return nil
 }
 
@@ -470,6 +476,7 @@ func (a *Agent) removeOrphan(ctx context.Context, c runtime.Container) {
 		a.log.Warn("remove orphan container", "container", c.Name, "err", err)
 		return
 	}
+	a.removeSecrets(c.Labels[api.LabelTask])
 	a.log.Info("removed container", "container", c.Name, "task", c.Labels[api.LabelTask])
 }
 

@@ -44,6 +44,10 @@ func (a *Agent) RunJob(ctx context.Context, job api.JobRun, spec *api.ServiceSpe
 	}
 	// A job's container is not a service endpoint: no service alias.
 	cs.Aliases = nil
+	if err := a.deliverSecrets(ctx, jobSecretsOwner(job.ID), job.Stack, spec, &cs); err != nil {
+		return -1, err
+	}
+	defer a.removeSecrets(jobSecretsOwner(job.ID))
 
 	// The create is not cut short by the caller going away: a create the
 	// engine finishes after we stopped waiting would leave a container we

@@ -205,6 +205,12 @@ func (a *Agent) createAndStart(ctx context.Context, t api.Task, spec *api.Servic
 		return
 	}
 	cs := a.containerSpec(t, spec)
+	if err := a.deliverSecrets(ctx, t.ID, t.Stack, spec, &cs); err != nil {
+		a.report(ctx, t, st, api.TaskStatus{State: api.StateFailed, Reason: err.Error()})
+		a.event(ctx, t, "task.failed", err.Error())
+		a.afterFunc(t.ID, 5*time.Second)
+		return
+	}
 	cctx, cancel := a.engineCtx(ctx)
 	id, err := a.drv.Create(cctx, cs)
 	cancel()
@@ -238,9 +244,12 @@ func (a *Agent) adoptByName(ctx context.Context, t api.Task, name string) (strin
 
 // start starts a created or exited container and records the result.
 func (a *Agent) start(ctx context.Context, t api.Task, id string, st *taskState, restart bool) {
-	sctx, cancel := a.engineCtx(ctx)
-	err := a.drv.Start(sctx, id)
-	cancel()
+	err := a.redeliverSecrets(ctx, t)
+	if err == nil {
+		sctx, cancel := a.engineCtx(ctx)
+		err = a.drv.Start(sctx, id)
+		cancel()
+	}
 	if err != nil {
 		reason := "start container: " + err.Error()
 		a.report(ctx, t, st, api.TaskStatus{ContainerID: id, State: api.StateFailed, Reason: reason})

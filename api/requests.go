@@ -7,6 +7,12 @@ type DeployRequest struct {
 	Stack Stack `json:"stack"`
 	// DryRun validates, resolves images and reports changes without storing.
 	DryRun bool `json:"dry_run,omitempty"`
+	// Secrets are the values of the stack's file and environment
+	// secrets, read by the CLI. The server seals them and never stores
+	// or returns them in the clear.
+	Secrets map[string][]byte `json:"secrets,omitempty"`
+	// Tenant the stack belongs to (a tenant token's own tenant wins).
+	Tenant string `json:"tenant,omitempty"`
 }
 
 // Change actions reported by a deploy.

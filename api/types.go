@@ -30,6 +30,7 @@ type Stack struct {
 	Configs  map[string]ConfigSource   `json:"configs,omitempty"`
 	Sources  []string                  `json:"sources,omitempty"` // Compose files it came from
 	Warnings []string                  `json:"warnings,omitempty"`
+	Trust    *TrustPolicy              `json:"trust,omitempty"`
 	Extra    map[string]StackExtension `json:"-"`
 }
 
@@ -52,10 +53,13 @@ type VolumeSpec struct {
 	External   bool              `json:"external,omitempty"`
 }
 
-// SecretSource is where a Compose secret's value comes from.
+// SecretSource is where a Compose secret's value comes from. The CLI
+// reads it and sends the value beside the stack (DeployRequest.Secrets);
+// External secrets are created with `berth secret create`.
 type SecretSource struct {
 	File        string `json:"file,omitempty"`
 	Environment string `json:"environment,omitempty"`
+	External    bool   `json:"external,omitempty"`
 }
 
 // ConfigSource is where a Compose config's content comes from. Content is
@@ -111,6 +115,9 @@ type ServiceSpec struct {
 	Schedule string `json:"schedule,omitempty"`
 	// DependsOn lists services started first (ordering only).
 	DependsOn []string `json:"depends_on,omitempty"`
+	// SecretsAsEnv also passes the service's secrets as environment
+	// variables (x-berth.secrets_as_env): visible in docker inspect.
+	SecretsAsEnv bool `json:"secrets_as_env,omitempty"`
 }
 
 // Resources are limits and reservations. Zero means "berth's default" for
@@ -213,6 +220,9 @@ type FileRef struct {
 	UID    string `json:"uid,omitempty"`
 	GID    string `json:"gid,omitempty"`
 	Mode   uint32 `json:"mode,omitempty"`
+	// Version is the secret version the revision mounts, set by the
+	// server at deploy: a rotated secret is a new revision.
+	Version int `json:"version,omitempty"`
 }
 
 // Update orders, as in Compose's deploy.update_config.order.
@@ -433,6 +443,7 @@ type StackRecord struct {
 	Volumes   map[string]VolumeSpec  `json:"volumes,omitempty"`
 	Sources   []string               `json:"sources,omitempty"`
 	Services  []string               `json:"services"`
+	Tenant    string                 `json:"tenant,omitempty"`
 	CreatedAt time.Time              `json:"created_at"`
 	UpdatedAt time.Time              `json:"updated_at"`
 }

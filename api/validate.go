@@ -63,6 +63,12 @@ func (s *Stack) Validate() error {
 	for name := range s.Networks {
 		add(ValidateName("network name", name))
 	}
+	for name, src := range s.Secrets {
+		add(ValidateName("secret name", name))
+		if !src.External && src.File == "" && src.Environment == "" {
+			add(Invalidf("secret %q has no source: give file:, environment: or external: true", name))
+		}
+	}
 	if len(errs) > 0 {
 		return fmt.Errorf("%w: %s", ErrInvalid, strings.Join(errs, "; "))
 	}
@@ -112,6 +118,24 @@ func (svc *ServiceSpec) Validate(s *Stack) error {
 		}
 		if !strings.HasPrefix(m.Target, "/") {
 			bad("mount target %q must be an absolute path", m.Target)
+		}
+	}
+	files := map[string]bool{}
+	for _, ref := range svc.Secrets {
+		if _, ok := s.Secrets[ref.Source]; !ok {
+			bad("secret %q is not declared under the top-level secrets:", ref.Source)
+		}
+		f, err := ref.SecretFile()
+		if err != nil {
+			bad("%s", strings.TrimPrefix(err.Error(), ErrInvalid.Error()+": "))
+			continue
+		}
+		if files[f] {
+			bad("two secrets are delivered as %s/%s", SecretsDir, f)
+		}
+		files[f] = true
+		if ref.Mode&^0o777 != 0 {
+			bad("secret %q: mode %o is not a file permission", ref.Source, ref.Mode)
 		}
 	}
 	for _, d := range svc.DependsOn {

@@ -2,8 +2,9 @@
 // tar holding a consistent etcd snapshot (every stack, revision, task and
 // event, secrets still encrypted as they are stored) and the data
 // directory's own files as they are (identity, configuration, keys,
-// certificates), with a manifest. Logs, sockets, locks and etcd's live
-// files are left out: the snapshot is the state.
+// certificates), with a manifest. Logs, sockets, locks, etcd's live
+// files and the decrypted secrets' tmpfs (DATA_DIR/run) are left out: the
+// snapshot is the state.
 //
 // Restore only ever writes into a fresh data directory: it never merges
 // into, or overwrites, a berth that has state.
@@ -52,7 +53,10 @@ type Manifest struct {
 func skip(rel string, d fs.DirEntry) bool {
 	base := path.Base(rel)
 	if d.IsDir() {
-		return rel == "etcd" || rel == "logs"
+		// etcd: the snapshot is the state; logs: the log store; run: the
+		// tmpfs where secrets are decrypted for containers (plaintext
+		// never leaves it).
+		return rel == "etcd" || rel == "logs" || rel == "run"
 	}
 	if !d.Type().IsRegular() {
 		return true // sockets, links

@@ -123,6 +123,7 @@ Start the daemon with 'berth up', then deploy with 'berth deploy -f compose.yaml
 		newVersionCmd(g),
 	)
 	root.AddCommand(opsCommands(g)...)
+	addSecurityCmds(root, g)
 	return root
 }
 
@@ -136,7 +137,11 @@ func (g *globals) client() (*client.Client, error) {
 	if host == "" {
 		host = "unix://" + daemon.SocketPath(daemon.DefaultDataDir())
 	}
-	return client.New(host)
+	cl, err := client.New(host)
+	if err != nil {
+		return nil, err
+	}
+	return remoteClient(cl)
 }
 
 func addJSON(c *cobra.Command, g *globals) {

@@ -30,6 +30,13 @@ func (f *composeFlags) add(c *cobra.Command) {
 }
 
 func (f *composeFlags) load(ctx context.Context) (*api.Stack, error) {
+	st, _, err := f.loadWithEnv(ctx)
+	return st, err
+}
+
+// loadWithEnv loads the stack and returns the environment it was
+// interpolated with (secrets with environment: read it).
+func (f *composeFlags) loadWithEnv(ctx context.Context) (*api.Stack, map[string]string, error) {
 	files := f.files
 	if len(files) == 0 {
 		for _, name := range []string{"compose.yaml", "compose.yml", "docker-compose.yaml", "docker-compose.yml"} {
@@ -39,7 +46,7 @@ func (f *composeFlags) load(ctx context.Context) (*api.Stack, error) {
 			}
 		}
 		if len(files) == 0 {
-			return nil, fmt.Errorf("%w: no compose.yaml in this directory; pass -f FILE", api.ErrInvalid)
+			return nil, nil, fmt.Errorf("%w: no compose.yaml in this directory; pass -f FILE", api.ErrInvalid)
 		}
 	}
 	environ := map[string]string{}
@@ -48,9 +55,10 @@ func (f *composeFlags) load(ctx context.Context) (*api.Stack, error) {
 			environ[k] = v
 		}
 	}
-	return compose.Load(ctx, compose.Options{
+	st, err := compose.Load(ctx, compose.Options{
 		Files: files, EnvFiles: f.envFiles, Environ: environ, Profiles: f.profiles, StackName: f.stack,
 	})
+	return st, environ, err
 }
 
 func newValidateCmd(g *globals) *cobra.Command {
@@ -81,6 +89,7 @@ func newValidateCmd(g *globals) *cobra.Command {
 
 type deployOptions struct {
 	composeFlags
+	tenant  string
 	dryRun  bool
 	detach  bool
 	timeout time.Duration
@@ -98,18 +107,22 @@ service runs its replicas, and fails with the tasks' reasons if they do not.`,
 		Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
 			ctx := c.Context()
-			st, err := o.load(ctx)
+			st, environ, err := o.loadWithEnv(ctx)
 			if err != nil {
 				return err
 			}
 			for _, w := range st.Warnings {
 				fmt.Fprintln(g.stderr, "warning: "+w)
 			}
+			values, err := compose.SecretValues(st, environ)
+			if err != nil {
+				return err
+			}
 			cl, err := g.client()
 			if err != nil {
 				return err
 			}
-			resp, err := cl.Deploy(ctx, api.DeployRequest{Stack: *st, DryRun: o.dryRun})
+			resp, err := cl.Deploy(ctx, api.DeployRequest{Stack: *st, DryRun: o.dryRun, Secrets: values, Tenant: o.tenant})
 			if err != nil {
 				return err
 			}
@@ -131,6 +144,7 @@ service runs its replicas, and fails with the tasks' reasons if they do not.`,
 	}
 	o.composeFlags.add(c)
 	c.Flags().BoolVar(&o.dryRun, "dry-run", false, "show what would change without deploying")
+	c.Flags().StringVar(&o.tenant, "tenant", "", "tenant a new stack belongs to (a tenant's token deploys into its own)")
 	c.Flags().BoolVarP(&o.detach, "detach", "d", false, "return once the deploy is stored, without waiting")
 	c.Flags().DurationVar(&o.timeout, "timeout", 3*time.Minute, "how long to wait for the stack to run")
 	addJSON(c, g)

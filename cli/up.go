@@ -26,6 +26,7 @@ type upOptions struct {
 	proxy      string
 	config     string
 	ops        opsFlags
+	remote     daemon.RemoteAPI
 }
 
 func newUpCmd(g *globals) *cobra.Command {
@@ -74,7 +75,7 @@ next 'berth up' adopts them.`,
 			return daemon.Up(ctx, daemon.Config{
 				DataDir: o.dataDir, DockerHost: o.dockerHost, NodeName: o.nodeName,
 				Defaults: d, Version: Version, Commit: Commit, Logger: logger,
-				Ingress: o.ingress.config(), ProxyProcess: o.proxy == "process",
+				Ingress: o.ingress.config(), ProxyProcess: o.proxy == "process", Remote: o.remote,
 				Ops: opsCfg, File: file,
 			})
 		},
@@ -90,6 +91,10 @@ next 'berth up' adopts them.`,
 	o.ingress.add(f)
 	f.StringVar(&o.config, "config", "", "configuration file: watchdog, alerts and notifiers, event retention, housekeeping (default DATA_DIR/berth.yaml if it exists)")
 	o.ops.add(f)
+	f.StringVar(&o.remote.Addr, "api-addr", "", "also serve the API on this TCP address, with TLS and tokens (e.g. :8443)")
+	f.StringVar(&o.remote.CertFile, "api-cert", "", "the remote API's certificate (PEM; default: issued by berth's CA in DATA_DIR/ca)")
+	f.StringVar(&o.remote.KeyFile, "api-key", "", "the remote API's private key (PEM)")
+	f.StringSliceVar(&o.remote.Hosts, "api-host", nil, "names and addresses the issued certificate covers (default: localhost, loopback and the host name)")
 	f.StringVar(&o.proxy, "proxy", "process", "run the ingress as its own process that outlives berth up (process), or inside berth up (inline)")
 	return c
 }

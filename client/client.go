@@ -23,9 +23,10 @@ import (
 
 // Client talks to one berth server.
 type Client struct {
-	host string
-	base string
-	hc   *http.Client
+	host  string
+	base  string
+	hc    *http.Client
+	token string
 }
 
 // New returns a client for host: "unix:///path/berth.sock", a plain socket
@@ -99,6 +100,9 @@ func (c *Client) send(ctx context.Context, method, path string, body any, accept
 	if accept != "" {
 		req.Header.Set("Accept", accept)
 	}
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
 	resp, err := c.hc.Do(req)
 	if err != nil {
 		if ctx.Err() != nil {
@@ -141,6 +145,8 @@ func kindError(status int, eb api.ErrorBody) error {
 		return fmt.Errorf("%w: %s", api.ErrConflict, msg)
 	case status == http.StatusServiceUnavailable:
 		return fmt.Errorf("%w: %s", api.ErrUnavailable, msg)
+	case status == http.StatusUnauthorized || status == http.StatusForbidden:
+		return fmt.Errorf("%w: %s", ErrDenied, msg)
 	default:
 		return fmt.Errorf("server error (%d): %s", status, msg)
 	}

@@ -150,7 +150,7 @@ var errorCases = []errorCase{
 	{desc: "docker socket", doc: svc + "    volumes:\n      - /var/run/docker.sock:/var/run/docker.sock\n",
 		want: []string{"compose.yaml:5:9: services.web.volumes.0: mounting the Docker socket"}},
 	{desc: "unknown x-berth key", doc: svc + "    x-berth:\n      shedule: \"@hourly\"\n",
-		want: []string{`compose.yaml:5:7: services.web.x-berth: unknown key "shedule" (did you mean "schedule"?); valid keys: deploy, routes, schedule, security`}},
+		want: []string{`compose.yaml:5:7: services.web.x-berth: unknown key "shedule" (did you mean "schedule"?); valid keys: deploy, routes, schedule, secrets_as_env, security`}},
 	{desc: "unknown top-level x-berth key", doc: svc + "x-berth:\n  envirnoment: prod\n",
 		want: []string{`compose.yaml:5:3: x-berth: unknown key "envirnoment" (did you mean "environment"?); valid keys: environment`}},
 	{desc: "unknown strategy", doc: svc + "    x-berth:\n      deploy:\n        strategy: big-bang\n",

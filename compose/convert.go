@@ -60,6 +60,7 @@ func (c *converter) convert(p *types.Project, opts Options) *api.Stack {
 		st.Sources = append(st.Sources, filepath.Base(f))
 	}
 	c.topExtension(p)
+	c.trust(st, p)
 	c.networks(st, p)
 	c.volumes(st, p)
 	c.secrets(st, p)
@@ -145,15 +146,17 @@ func (c *converter) secrets(st *api.Stack, p *types.Project) {
 			c.problem(path, "%s", trimKind(err))
 		}
 		switch {
+		case bool(s.External):
+			// Created with `berth secret create STACK NAME`.
 		case s.File != "":
 			// Checked now so that a deploy does not fail half-way on it.
 			if err := checkFile(s.File, maxSecretSize); err != nil {
 				c.problem(path+".file", "%v", err)
 			}
 		case s.Environment == "":
-			c.problem(path, "give file: or environment: for the secret's value")
+			c.problem(path, "give file:, environment: or external: true (a secret made with `berth secret create`) for the secret's value")
 		}
-		st.Secrets[name] = api.SecretSource{File: s.File, Environment: s.Environment}
+		st.Secrets[name] = api.SecretSource{File: s.File, Environment: s.Environment, External: bool(s.External)}
 	}
 }
 
@@ -247,4 +250,30 @@ func nanoCPUs(cpus float32) int64 {
 		return 0
 	}
 	return int64(f*1e9 + 0.5)
+}
+
+// SecretValues reads the values of a stack's file and environment
+// secrets, for the deploy request. environ is the environment the
+// Compose file was interpolated with.
+func SecretValues(st *api.Stack, environ map[string]string) (map[string][]byte, error) {
+	out := map[string][]byte{}
+	for _, name := range sortedKeys(st.Secrets) {
+		src := st.Secrets[name]
+		switch {
+		case src.External:
+		case src.File != "":
+			b, err := readLimited(src.File, maxSecretSize)
+			if err != nil {
+				return nil, fmt.Errorf("%w: secrets.%s.file: %v", api.ErrInvalid, name, err)
+			}
+			out[name] = b
+		case src.Environment != "":
+			v, ok := environ[src.Environment]
+			if !ok {
+				return nil, fmt.Errorf("%w: secrets.%s.environment: the variable %s is not set; export it before deploying", api.ErrInvalid, name, src.Environment)
+			}
+			out[name] = []byte(v)
+		}
+	}
+	return out, nil
 }

@@ -41,6 +41,16 @@ func (c *converter) extension(spec *api.ServiceSpec, s *types.ServiceConfig, pat
 	if v, ok := m["security"]; ok {
 		c.berthSecurity(spec, v, p+".security")
 	}
+	if v, ok := m["secrets_as_env"]; ok {
+		b, isBool := v.(bool)
+		switch {
+		case !isBool:
+			c.problem(p+".secrets_as_env", "secrets_as_env must be true or false")
+		case b:
+			spec.SecretsAsEnv = true
+			c.warn(p+".secrets_as_env", "secrets_as_env puts the service's secrets in its environment, where docker inspect and child processes see them; read /run/secrets/NAME instead if the program can")
+		}
+	}
 }
 
 func (c *converter) schedule(spec *api.ServiceSpec, v any, path string) {

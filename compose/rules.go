@@ -198,7 +198,8 @@ var serviceRules = map[string]rule{
 		"routes":   checked(), // a list of {host, path, port, timeout}
 		"deploy": okSub(map[string]rule{"strategy": ok(), "steps": ok(), "interval": ok(), "max_error_rate": ok(),
 			"max_p99": ok(), "rollback_window": ok(), "deadline": ok(), "max_surge": ok(), "max_unavailable": ok(), "stability": ok()}),
-		"security": okSub(map[string]rule{"keep_default_capabilities": ok(), "allow_new_privileges": ok()}),
+		"security":       okSub(map[string]rule{"keep_default_capabilities": ok(), "allow_new_privileges": ok()}),
+		"secrets_as_env": checked(), // true or false, warned
 	}),
 
 	"container_name":     warn("container_name is ignored: berth names containers STACK-SERVICE-SLOT-TASK so replicas and rollouts can coexist"),
@@ -289,11 +290,11 @@ var secretRules = map[string]rule{
 	"environment":     ok(),
 	"name":            warn("secret names are ignored: berth stores a stack's secrets under their keys").filledIn(),
 	"labels":          warn("labels on secrets are ignored"),
-	"external":        reject("external secrets are not supported yet; give file: or environment:"),
+	"external":        ok(), // made with `berth secret create`
 	"driver":          reject("secret drivers are not supported; give file: or environment:"),
 	"driver_opts":     reject("secret drivers are not supported; give file: or environment:"),
 	"template_driver": reject("secret templates are not supported; give file: or environment:"),
-	"content":         legacy("secrets take file: or environment:, not content: (it would sit in the Compose file)"),
+	"content":         legacy("secrets take file: or environment:, not content: (it would sit in the Compose file)").filledIn(), // compose-go reads environment: into content
 }
 
 var configRules = map[string]rule{
@@ -320,6 +321,7 @@ var topRules = map[string]rule{
 	"models":   reject("models are not supported; remove models:"),
 	"jobs":     reject("top-level jobs are not supported; use a service with x-berth.schedule"),
 	"x-berth": okSub(map[string]rule{
-		"environment": ok(), // the environment's name (a string); nothing reads it yet
+		"environment": ok(),      // the environment's name (a string); nothing reads it yet
+		"trust":       checked(), // {keys: [public key files]}
 	}),
 }

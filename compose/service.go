@@ -463,9 +463,14 @@ func isDockerSocket(p string) bool {
 // refs reads the service's secrets and configs references.
 func (c *converter) refs(st *api.Stack, spec *api.ServiceSpec, s *types.ServiceConfig, path string) {
 	for i, sec := range s.Secrets {
-		spec.Secrets = append(spec.Secrets, fileRef(types.FileReferenceConfig(sec)))
+		ref := fileRef(types.FileReferenceConfig(sec))
+		spec.Secrets = append(spec.Secrets, ref)
+		p := fmt.Sprintf("%s.secrets.%d", path, i)
 		if _, ok := st.Secrets[sec.Source]; !ok {
-			c.problem(fmt.Sprintf("%s.secrets.%d", path, i), "secret %q is not declared under the top-level secrets:; add it there", sec.Source)
+			c.problem(p, "secret %q is not declared under the top-level secrets:; add it there", sec.Source)
+		}
+		if _, err := ref.SecretFile(); err != nil {
+			c.problem(p+".target", "%s", trimKind(err))
 		}
 	}
 	for i, cf := range s.Configs {
@@ -474,10 +479,10 @@ func (c *converter) refs(st *api.Stack, spec *api.ServiceSpec, s *types.ServiceC
 			c.problem(fmt.Sprintf("%s.configs.%d", path, i), "config %q is not declared under the top-level configs:; add it there", cf.Source)
 		}
 	}
-	// Said plainly rather than silently ignored: they are stored with the
-	// revision but the agent does not mount them yet.
-	if len(spec.Secrets) > 0 || len(spec.Configs) > 0 {
-		c.warn(path, "secrets and configs are recorded but not yet mounted into containers by this version of berth")
+	// Said plainly rather than silently ignored: configs are stored with
+	// the revision but the agent does not mount them yet.
+	if len(spec.Configs) > 0 {
+		c.warn(path, "configs are recorded but not yet mounted into containers by this version of berth")
 	}
 }
 

@@ -45,7 +45,9 @@ type Config struct {
 	ProxyProcess bool
 	// File is the configuration file's content (watchdog, alerts, events,
 	// housekeeping).
-	File    config.File
+	File config.File
+	// Remote is the optional TCP listener of the API (TLS and tokens).
+	Remote  RemoteAPI
 	Version string
 	Commit  string
 	Logger  *slog.Logger
@@ -131,8 +133,13 @@ func Up(ctx context.Context, cfg Config) error {
 	}
 	defer closeIngress()
 
+	sec, err := openSecurity(cfg.DataDir, clusterID, st)
+	if err != nil {
+		return err
+	}
 	maint := newMaintenance(cfg, st, drv, clusterID, nodeID, log)
-	acfg := agent.Config{ClusterID: clusterID, NodeID: nodeID, NodeName: nodeName, Defaults: cfg.Defaults}
+	acfg := agent.Config{ClusterID: clusterID, NodeID: nodeID, NodeName: nodeName, Defaults: cfg.Defaults,
+		Secrets: sec.vault, SecretFiles: sec.files}
 	maint.agentConfig(&acfg)
 	ag := agent.New(acfg, st, drv, log.With("component", "agent"), hooks)
 	maint.hk.Wedged = func() bool { return ag.EngineHealth().State == api.EngineWedged }
@@ -142,6 +149,7 @@ func Up(ctx context.Context, cfg Config) error {
 	srv := server.New(server.Config{ClusterID: clusterID, Version: cfg.Version, Commit: cfg.Commit, Engine: info.Version, Ingress: ingressAddr},
 		st, imageResolver{drv}, ag, jobs, log.With("component", "api"))
 	srv.SetMaintenance(maint)
+	srv.SetSecurity(sec.server(cfg, drv))
 
 	opsPart, opsParts, err := startOps(cfg, opsDeps{cluster: clusterID, node: nodeID, nodeName: nodeName,
 		drv: drv, store: st, traffic: hooks, ingressAddr: ingressAddr}, log)
@@ -174,6 +182,9 @@ func Up(ctx context.Context, cfg Config) error {
 	}
 	for name, f := range opsParts {
 		parts[name] = f
+	}
+	if err := sec.remoteParts(ctx, cfg, srv, parts, log); err != nil {
+		return err
 	}
 	var sup supervisor
 	sup.run(ctx, log, parts)

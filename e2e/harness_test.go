@@ -56,6 +56,8 @@ func startBerth(t *testing.T, extraArgs ...string) *berth {
 		if t.Failed() {
 			t.Logf("berth log:\n%s", b.logText())
 		}
+		// The secrets tmpfs berth mounted, if any, goes with the directory.
+		_ = syscall.Unmount(filepath.Join(dir, "run"), syscall.MNT_DETACH)
 		os.RemoveAll(dir)
 	})
 	return b

@@ -47,8 +47,12 @@ func connCaller(c net.Conn) string {
 	return fmt.Sprintf("uid %s", uid)
 }
 
-// caller is who made the request.
+// caller is who made the request: a token's principal, or the local
+// socket's peer user.
 func caller(r *http.Request) string {
+	if p := principal(r.Context()); p.TokenID != "" {
+		return p.Who
+	}
 	if v, ok := r.Context().Value(callerKey{}).(string); ok && v != "" {
 		return v
 	}

@@ -39,9 +39,10 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
+	visible := s.visibility(ctx)
 	var out []api.Event
 	for _, e := range evs {
-		if stack == "" || e.Stack == stack {
+		if (stack == "" || e.Stack == stack) && visible(e.Stack) {
 			out = append(out, e)
 		}
 	}
@@ -97,7 +98,7 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 			if !ok {
 				return
 			}
-			if stack != "" && e.Stack != stack {
+			if (stack != "" && e.Stack != stack) || !visible(e.Stack) {
 				continue
 			}
 			send(e)

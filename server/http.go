@@ -15,6 +15,9 @@ import (
 // maxBody bounds request bodies: a Compose stack is kilobytes.
 const maxBody = 8 << 20
 
+// maxHeader bounds request headers.
+const maxHeader = 64 << 10
+
 // handlerFunc returns a value to encode as JSON, or an error.
 type handlerFunc func(w http.ResponseWriter, r *http.Request) (any, error)
 
@@ -60,6 +63,10 @@ func statusFor(err error) (int, string) {
 		return http.StatusConflict, "conflict"
 	case errors.Is(err, api.ErrUnavailable):
 		return http.StatusServiceUnavailable, "unavailable"
+	case errors.Is(err, errUnauthenticated):
+		return http.StatusUnauthorized, "unauthenticated"
+	case errors.Is(err, errForbidden):
+		return http.StatusForbidden, "forbidden"
 	default:
 		return http.StatusInternalServerError, "internal"
 	}
@@ -67,6 +74,9 @@ func statusFor(err error) (int, string) {
 
 func writeError(w http.ResponseWriter, err error) {
 	status, kind := statusFor(err)
+	if rec, ok := w.(*recorder); ok {
+		rec.errMsg = err.Error()
+	}
 	writeJSON(w, status, api.ErrorBody{Error: err.Error(), Kind: kind})
 }
 

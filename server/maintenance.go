@@ -29,7 +29,7 @@ type Maintenance interface {
 func (s *Server) SetMaintenance(m Maintenance) { s.maint = m }
 
 // maintenanceRoutes registers the maintenance routes.
-func (s *Server) maintenanceRoutes(mux *http.ServeMux) {
+func (s *Server) maintenanceRoutes(mux *routeMux) {
 	mux.HandleFunc("GET /v1/alerts", s.wrap(s.listAlerts))
 	mux.HandleFunc("GET /v1/df", s.wrap(s.diskUsage))
 	mux.HandleFunc("POST /v1/gc", s.wrap(s.collect))

@@ -20,7 +20,7 @@ type Ops struct {
 // SetOps gives the server its operational parts (call before Serve).
 func (s *Server) SetOps(o Ops) { s.ops = o }
 
-func (s *Server) opsRoutes(mux *http.ServeMux) {
+func (s *Server) opsRoutes(mux *routeMux) {
 	mux.HandleFunc("GET /v1/stacks/{stack}/logs", s.logs)
 	mux.HandleFunc("GET /v1/top", s.wrap(s.top))
 	mux.HandleFunc("GET /metrics", s.metrics)

@@ -51,6 +51,7 @@ type Server struct {
 	stackMu  sync.Mutex
 	stackLks map[string]*sync.Mutex
 	ops      Ops
+	sec      Security
 }
 
 // New returns a server.
@@ -60,7 +61,7 @@ func New(cfg Config, st *store.Store, images ImageResolver, nodes NodeOps, jobs 
 
 // Handler returns the API's routes.
 func (s *Server) Handler() http.Handler {
-	mux := http.NewServeMux()
+	mux := newRouteMux()
 	mux.HandleFunc("GET /v1/version", s.wrap(s.version))
 	mux.HandleFunc("GET /v1/stacks", s.wrap(s.listStacks))
 	mux.HandleFunc("POST /v1/stacks/{stack}/deploy", s.wrap(s.deploy))
@@ -80,20 +81,16 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /v1/events", s.events)
 	s.opsRoutes(mux)
 	s.maintenanceRoutes(mux)
+	s.securityRoutes(mux)
 	mux.HandleFunc("/", s.wrap(func(w http.ResponseWriter, r *http.Request) (any, error) {
 		return nil, api.NotFoundf("no API route %s %s; see `berth --help`", r.Method, r.URL.Path)
 	}))
-	return mux
+	return s.secure(mux)
 }
 
 // Serve serves the API on ln until ctx ends, then shuts down gracefully.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
-	return ServeHTTP(ctx, ln, &http.Server{
-		Handler:           s.Handler(),
-		ReadHeaderTimeout: 10 * time.Second,
-		BaseContext:       func(net.Listener) context.Context { return ctx },
-		ConnContext:       connContext,
-	}, 5*time.Second)
+	return ServeHTTP(ctx, ln, s.httpServer(ctx, false), 5*time.Second)
 }
 
 // ServeHTTP serves hs on ln until ctx ends, then gives requests in flight
@@ -170,7 +167,11 @@ func (s *Server) taskViews(ctx context.Context, stack string) ([]api.TaskView, e
 		byID[sts[i].TaskID] = &sts[i]
 	}
 	out := make([]api.TaskView, 0, len(tasks))
+	visible := s.visibility(ctx)
 	for _, t := range tasks {
+		if !visible(t.Stack) {
+			continue
+		}
 		out = append(out, api.TaskView{Task: t, Status: byID[t.ID]})
 	}
 	return out, nil

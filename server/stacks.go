@@ -33,12 +33,27 @@ func (s *Server) deploy(w http.ResponseWriter, r *http.Request) (any, error) {
 		return nil, err
 	}
 	ctx := r.Context()
+	// Signatures first: a verified tag is pinned to the digest that was
+	// verified, and the engine resolves exactly that.
+	if err := s.verifyImages(ctx, &req.Stack); err != nil {
+		return nil, err
+	}
 	if err := s.resolveImages(ctx, &req.Stack); err != nil {
 		return nil, err
 	}
 
 	unlock := s.lockStack(name)
 	defer unlock()
+	tenant, err := s.deployTenant(ctx, name, req)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.checkQuota(ctx, tenant, &req.Stack); err != nil {
+		return nil, err
+	}
+	if err := s.deploySecrets(ctx, &req); err != nil {
+		return nil, err
+	}
 	cur, err := s.current(ctx, name)
 	if err != nil {
 		return nil, err
@@ -54,6 +69,7 @@ func (s *Server) deploy(w http.ResponseWriter, r *http.Request) (any, error) {
 			ro.By = by
 		}
 	}
+	write.Record.Tenant = tenant
 	for _, ch := range changes {
 		if ch.Action != api.ChangeUpdated {
 			continue
@@ -155,7 +171,11 @@ func (s *Server) listStacks(w http.ResponseWriter, r *http.Request) (any, error)
 		return nil, err
 	}
 	out := make([]api.StackSummary, 0, len(recs))
+	visible := s.visibility(ctx)
 	for _, rec := range recs {
+		if !visible(rec.Name) {
+			continue
+		}
 		sum := api.StackSummary{Name: rec.Name, Services: len(rec.Services), Updated: rec.UpdatedAt}
 		for _, v := range views {
 			if v.Task.Stack != rec.Name {
@@ -230,6 +250,7 @@ func (s *Server) removeStack(w http.ResponseWriter, r *http.Request) (any, error
 	if err := s.store.DeleteStack(ctx, name); err != nil {
 		return nil, err
 	}
+	_ = s.store.ReleaseStack(ctx, name)
 	s.event(ctx, api.Event{Type: "stack.remove", Stack: name, Message: "stack removed"})
 	if v, _ := strconv.ParseBool(r.URL.Query().Get("volumes")); v {
 		if err := s.nodes.RemoveVolumes(ctx, name); err != nil {
@@ -318,6 +339,9 @@ func (s *Server) scale(w http.ResponseWriter, r *http.Request) (any, error) {
 	}
 	if req.Replicas < 0 || req.Replicas > 1000 {
 		return nil, api.Invalidf("replicas %d out of range 0..1000", req.Replicas)
+	}
+	if err := s.checkScaleQuota(r, req.Replicas); err != nil {
+		return nil, err
 	}
 	return s.updateServices(r, "scale", func(svc *api.ServiceState) { svc.Replicas = req.Replicas })
 }

@@ -7,6 +7,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"crypto/sha256"
 	"flag"
 	"fmt"
 	"net"
@@ -27,6 +28,7 @@ func main() {
 	health := flag.Bool("healthcheck", false, "check the local server's /healthz")
 	echo := flag.String("echo", "", "print this and exit 0")
 	spew := flag.Int("spew", 0, "print this many lines as fast as possible and exit 0")
+	file := flag.String("file", "", "print this file's mode, owner, SHA-256 and whether it can be written (never its content)")
 	flag.Parse()
 
 	if v := os.Getenv("PROBE_EXIT"); v != "" && *exit < 0 {
@@ -43,6 +45,8 @@ func main() {
 		fmt.Println(*echo)
 		fmt.Fprintln(os.Stderr, "stderr:"+*echo)
 		return
+	case *file != "":
+		os.Exit(describe(*file))
 	case *health:
 		os.Exit(check("http://127.0.0.1:" + port() + "/healthz"))
 	case *get != "":
@@ -113,6 +117,27 @@ func chatter() {
 			time.Sleep(tick)
 		}
 	}()
+}
+
+func describe(path string) int {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	st := fi.Sys().(*syscall.Stat_t)
+	writable := false
+	if f, err := os.OpenFile(path, os.O_WRONLY, 0); err == nil {
+		writable = true
+		f.Close()
+	}
+	fmt.Printf("mode=%o uid=%d gid=%d sha256=%x writable=%v\n", fi.Mode().Perm(), st.Uid, st.Gid, sha256.Sum256(b), writable)
+	return 0
 }
 
 func port() string {
