@@ -33,6 +33,9 @@ type Config struct {
 	Workers int
 	// LeaseTTL is how long the node stays registered without a heartbeat.
 	LeaseTTL time.Duration
+	// PullImage pulls an image pinned to a registry digest (nil: images
+	// must already be on the engine).
+	PullImage func(ctx context.Context, ref string) error
 }
 
 // Hooks let other parts of the node (the ingress) follow task lifecycles.

@@ -120,6 +120,7 @@ Start the daemon with 'berth up', then deploy with 'berth deploy -f compose.yaml
 		newEventsCmd(g),
 		newVersionCmd(g),
 	)
+	root.AddCommand(pipelineCommands(g)...)
 	return root
 }
 

@@ -41,6 +41,9 @@ func (c *converter) extension(spec *api.ServiceSpec, s *types.ServiceConfig, pat
 	if v, ok := m["security"]; ok {
 		c.berthSecurity(spec, v, p+".security")
 	}
+	if v, ok := m["update"]; ok {
+		c.berthUpdate(spec, v, p+".update")
+	}
 }
 
 func (c *converter) schedule(spec *api.ServiceSpec, v any, path string) {

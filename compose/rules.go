@@ -199,6 +199,7 @@ var serviceRules = map[string]rule{
 		"deploy": okSub(map[string]rule{"strategy": ok(), "steps": ok(), "interval": ok(), "max_error_rate": ok(),
 			"max_p99": ok(), "rollback_window": ok(), "deadline": ok(), "max_surge": ok(), "max_unavailable": ok()}),
 		"security": okSub(map[string]rule{"keep_default_capabilities": ok(), "allow_new_privileges": ok()}),
+		"update":   okSub(map[string]rule{"follow": ok(), "approval": ok(), "interval": ok()}),
 	}),
 
 	"container_name":     warn("container_name is ignored: berth names containers STACK-SERVICE-SLOT-TASK so replicas and rollouts can coexist"),
@@ -320,6 +321,6 @@ var topRules = map[string]rule{
 	"models":   reject("models are not supported; remove models:"),
 	"jobs":     reject("top-level jobs are not supported; use a service with x-berth.schedule"),
 	"x-berth": okSub(map[string]rule{
-		"environment": ok(), // the environment's name (a string); nothing reads it yet
+		"environment": ok(), // the environment's name; production refuses latest and untagged images
 	}),
 }

@@ -47,6 +47,7 @@ type Server struct {
 	nodes    NodeOps
 	log      *slog.Logger
 	jobs     *controller.Jobs
+	registry RegistryOps
 	stackMu  sync.Mutex
 	stackLks map[string]*sync.Mutex
 }
@@ -76,6 +77,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /v1/tasks", s.wrap(s.listTasks))
 	mux.HandleFunc("GET /v1/nodes", s.wrap(s.listNodes))
 	mux.HandleFunc("GET /v1/events", s.events)
+	s.deliveryRoutes(mux)
 	mux.HandleFunc("/", s.wrap(func(w http.ResponseWriter, r *http.Request) (any, error) {
 		return nil, api.NotFoundf("no API route %s %s; see `berth --help`", r.Method, r.URL.Path)
 	}))
