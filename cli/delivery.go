@@ -7,8 +7,10 @@ import (
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/berth-dev/berth/api"
+	"github.com/berth-dev/berth/daemon"
 	"github.com/berth-dev/berth/pipeline"
 )
 
@@ -178,4 +180,22 @@ func newUpdateCmd(g *globals) *cobra.Command {
 		},
 	})
 	return c
+}
+
+// defaultRegistryAddr is on loopback, where engines accept a plain HTTP
+// registry without configuration.
+const defaultRegistryAddr = "127.0.0.1:5000"
+
+func addRegistryFlags(f *pflag.FlagSet, r *daemon.RegistryConfig) {
+	f.StringVar(&r.Addr, "registry-addr", defaultRegistryAddr, "address of the embedded OCI registry (off: none)")
+	f.StringVar(&r.TLSCert, "registry-tls-cert", "", "serve the registry over HTTPS with this PEM certificate")
+	f.StringVar(&r.TLSKey, "registry-tls-key", "", "and this PEM key")
+}
+
+// registryConfig is the registry flags; the default address, which the
+// user did not choose, may be busy without failing berth up.
+func (o *upOptions) registryConfig(c *cobra.Command) daemon.RegistryConfig {
+	r := o.registry
+	r.Optional = !c.Flags().Changed("registry-addr")
+	return r
 }

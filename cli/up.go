@@ -23,6 +23,7 @@ type upOptions struct {
 	logLevel   string
 	ingress    ingressFlags
 	proxy      string
+	registry   daemon.RegistryConfig
 }
 
 func newUpCmd(g *globals) *cobra.Command {
@@ -64,6 +65,7 @@ next 'berth up' adopts them.`,
 				DataDir: o.dataDir, DockerHost: o.dockerHost, NodeName: o.nodeName,
 				Defaults: d, Version: Version, Commit: Commit, Logger: logger,
 				Ingress: o.ingress.config(), ProxyProcess: o.proxy == "process",
+				Registry: o.registryConfig(c),
 			})
 		},
 	}
@@ -76,6 +78,7 @@ next 'berth up' adopts them.`,
 	f.Int64Var(&o.cpuShares, "default-cpu-shares", 0, "CPU shares for containers that set none (default 512)")
 	f.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	o.ingress.add(f)
+	addRegistryFlags(f, &o.registry)
 	f.StringVar(&o.proxy, "proxy", "process", "run the ingress as its own process that outlives berth up (process), or inside berth up (inline)")
 	return c
 }

@@ -64,4 +64,3 @@ func TestDeliveryAccepted(t *testing.T) {
 		t.Fatalf("api follows nothing, got %+v", st.Services["api"].AutoUpdate)
 	}
 }
-

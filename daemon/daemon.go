@@ -4,7 +4,6 @@ package daemon
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -17,10 +16,8 @@ import (
 	"time"
 
 	"github.com/berth-dev/berth/agent"
-	"github.com/berth-dev/berth/api"
 	"github.com/berth-dev/berth/controller"
 	"github.com/berth-dev/berth/ingress"
-	"github.com/berth-dev/berth/runtime"
 	"github.com/berth-dev/berth/runtime/docker"
 	"github.com/berth-dev/berth/server"
 	"github.com/berth-dev/berth/store"
@@ -39,6 +36,8 @@ type Config struct {
 	Defaults agent.Defaults
 	// Ingress is what the ingress listens on.
 	Ingress IngressConfig
+	// Registry is the embedded registry.
+	Registry RegistryConfig
 	// ProxyProcess runs the ingress as its own process (berth proxy), which
 	// outlives berth up; otherwise it runs inside this process.
 	ProxyProcess bool
@@ -119,25 +118,31 @@ func Up(ctx context.Context, cfg Config) error {
 		nodeName, _ = os.Hostname()
 	}
 
+	dlv, err := openDelivery(ctx, cfg, drv, log)
+	if err != nil {
+		return err
+	}
+	defer dlv.close()
 	hooks, ingressAddr, ingressParts, closeIngress, err := startIngress(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
 	defer closeIngress()
 
-	ag := agent.New(agent.Config{ClusterID: clusterID, NodeID: nodeID, NodeName: nodeName, Defaults: cfg.Defaults},
+	ag := agent.New(agent.Config{ClusterID: clusterID, NodeID: nodeID, NodeName: nodeName, Defaults: cfg.Defaults, PullImage: dlv.pull},
 		st, drv, log.With("component", "agent"), hooks)
 	jobs := controller.NewJobs(st, ag, nodeID, log.With("component", "jobs"))
 	orch := controller.NewOrchestrator(st, hooks, log.With("component", "orchestrator"))
 	orch.ProbeThrough(ingressAddr)
 	srv := server.New(server.Config{ClusterID: clusterID, Version: cfg.Version, Commit: cfg.Commit, Engine: info.Version, Ingress: ingressAddr},
-		st, imageResolver{drv}, ag, jobs, log.With("component", "api"))
+		st, dlv, ag, jobs, log.With("component", "api"))
+	srv.SetRegistry(dlv)
 
 	ln, err := listenUnix(cfg.Socket)
 	if err != nil {
 		return err
 	}
-	log.Info("berth is up", "socket", cfg.Socket, "data", cfg.DataDir, "cluster", clusterID, "node", nodeID, "engine", info.Version)
+	log.Info("berth is up", "socket", cfg.Socket, "data", cfg.DataDir, "cluster", clusterID, "node", nodeID, "engine", info.Version, "registry", dlv.addr())
 	if cfg.Ready != nil {
 		close(cfg.Ready)
 	}
@@ -150,6 +155,9 @@ func Up(ctx context.Context, cfg Config) error {
 		"events":       func(ctx context.Context) error { return trimEvents(ctx, st) },
 	}
 	for name, f := range ingressParts {
+		parts[name] = f
+	}
+	for name, f := range dlv.parts(st, srv) {
 		parts[name] = f
 	}
 	var sup supervisor
@@ -200,22 +208,6 @@ func startIngress(ctx context.Context, cfg Config, log *slog.Logger) (ingressHoo
 		parts["ingress-"+name] = f
 	}
 	return ctl, addr, parts, func() { ctl.Close() }, nil
-}
-
-// imageResolver pins image references through the local engine.
-type imageResolver struct{ drv runtime.Driver }
-
-func (r imageResolver) ResolveImage(ctx context.Context, ref string) (string, error) {
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	img, err := r.drv.ImageInspect(ctx, ref)
-	switch {
-	case errors.Is(err, runtime.ErrUnreachable):
-		return "", fmt.Errorf("%w: %v", api.ErrUnavailable, err)
-	case err != nil:
-		return "", err
-	}
-	return img.ID, nil
 }
 
 func trimEvents(ctx context.Context, st *store.Store) error {

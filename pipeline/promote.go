@@ -48,7 +48,7 @@ func Promote(ctx context.Context, opts PromoteOptions) (PushResult, error) {
 	ropts := []remote.Option{remote.WithContext(ctx), remote.WithAuthFromKeychain(keychain(opts.Keychain))}
 	desc, err := remote.Get(src, ropts...)
 	if err != nil {
-		return PushResult{}, registryErr("promote: read "+src.String(), src, err)
+		return PushResult{}, RegistryError("promote: read "+src.String(), src, err)
 	}
 	if want, ok := src.(name.Digest); ok && want.DigestStr() != desc.Digest.String() {
 		return PushResult{}, fmt.Errorf("promote: %w: %s served digest %s for %s; the registry's content does not match its digest", api.ErrInvalid, src.Context().RegistryStr(), desc.Digest, want.DigestStr())
@@ -65,7 +65,7 @@ func Promote(ctx context.Context, opts PromoteOptions) (PushResult, error) {
 		}
 		err = remote.WriteIndex(dst, idx, ropts...)
 		if err != nil {
-			return PushResult{}, registryErr("promote to "+dst.String(), dst, err)
+			return PushResult{}, RegistryError("promote to "+dst.String(), dst, err)
 		}
 	} else {
 		img, err := desc.Image()
@@ -78,7 +78,7 @@ func Promote(ctx context.Context, opts PromoteOptions) (PushResult, error) {
 	}
 	got, err := remote.Head(dst, ropts...)
 	if err != nil {
-		return PushResult{}, registryErr("promote: check "+dst.String(), dst, err)
+		return PushResult{}, RegistryError("promote: check "+dst.String(), dst, err)
 	}
 	if got.Digest != desc.Digest {
 		return PushResult{}, fmt.Errorf("promote: %w: %s stored %s as %s, not %s: digest mismatch", api.ErrConflict, dst.Context().RegistryStr(), src, got.Digest, desc.Digest)

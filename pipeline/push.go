@@ -47,6 +47,14 @@ func ParseRef(ref string) (name.Reference, error) {
 	return r, nil
 }
 
+// NamesRegistry reports whether an image reference names its registry
+// (the engine's rule: a first component with a dot or a port, or
+// localhost); others are local images or Docker Hub's.
+func NamesRegistry(ref string) bool {
+	first, _, found := strings.Cut(ref, "/")
+	return found && (strings.ContainsAny(first, ".:") || first == "localhost")
+}
+
 // Loopback reports whether a registry host is on this machine.
 func Loopback(host string) bool {
 	h, _, err := net.SplitHostPort(host)
@@ -167,7 +175,7 @@ func write(ctx context.Context, dst name.Reference, img v1.Image, kc authn.Keych
 		opts = append(opts, remote.WithProgress(ch))
 	}
 	if err := remote.Write(dst, img, opts...); err != nil {
-		return registryErr("push to "+dst.String(), dst, err)
+		return RegistryError("push to "+dst.String(), dst, err)
 	}
 	return nil
 }
@@ -179,8 +187,8 @@ func keychain(kc authn.Keychain) authn.Keychain {
 	return kc
 }
 
-// registryErr says what a registry's refusal means for the user.
-func registryErr(op string, ref name.Reference, err error) error {
+// RegistryError says what a registry's refusal means for the user.
+func RegistryError(op string, ref name.Reference, err error) error {
 	host := ref.Context().RegistryStr()
 	var terr *transport.Error
 	var nerr net.Error
