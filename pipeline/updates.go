@@ -57,6 +57,9 @@ func (w *Watcher) Pushed(repo string) {
 func (w *Watcher) init() {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	if w.Log == nil {
+		w.Log = slog.New(slog.DiscardHandler)
+	}
 	if w.wake == nil {
 		w.wake = make(chan struct{}, 1)
 		w.pushed, w.checked, w.noted = map[string]bool{}, map[string]time.Time{}, map[string]string{}
@@ -66,9 +69,6 @@ func (w *Watcher) init() {
 // Run watches until ctx ends.
 func (w *Watcher) Run(ctx context.Context) error {
 	w.init()
-	if w.Log == nil {
-		w.Log = slog.New(slog.DiscardHandler)
-	}
 	tick := w.Tick
 	if tick <= 0 {
 		tick = time.Second

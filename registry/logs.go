@@ -11,7 +11,10 @@ import (
 var quietOnce sync.Once
 
 // quietLogs sends distribution's logrus output (warnings and worse) to
-// berth's logger. logrus is process-wide; the first registry decides.
+// berth's logger at debug level: what it warns of is each client's
+// answer (401 challenges clients expect, unknown manifests), which
+// berth's callers report themselves. logrus is process-wide; the first
+// registry decides.
 func quietLogs(log *slog.Logger) {
 	quietOnce.Do(func() {
 		logrus.SetLevel(logrus.WarnLevel)
@@ -23,6 +26,6 @@ func quietLogs(log *slog.Logger) {
 type slogWriter struct{ log *slog.Logger }
 
 func (w slogWriter) Write(p []byte) (int, error) {
-	w.log.Warn("registry", "msg", strings.TrimSpace(string(p)))
+	w.log.Debug("registry", "msg", strings.TrimSpace(string(p)))
 	return len(p), nil
 }
