@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
@@ -198,4 +199,19 @@ func (o *upOptions) registryConfig(c *cobra.Command) daemon.RegistryConfig {
 	r := o.registry
 	r.Optional = !c.Flags().Changed("registry-addr")
 	return r
+}
+
+// imageCell is a service's image and what it is pinned to: the registry
+// digest, or the local image ID.
+func imageCell(s api.ServiceStatus) string {
+	if _, digest, ok := strings.Cut(s.ImageDigest, "@"); ok {
+		return s.Image + "@" + short12(strings.TrimPrefix(digest, "sha256:"))
+	}
+	return s.Image + "@" + short12(strings.TrimPrefix(s.ImageID, "sha256:"))
+}
+
+// pendingNote says which update waits for approval and how to give it.
+func pendingNote(stack string, s api.ServiceStatus) string {
+	_, digest, _ := strings.Cut(s.PendingUpdate.To, "@")
+	return fmt.Sprintf("update to %s pending: berth update approve %s %s", short12(strings.TrimPrefix(digest, "sha256:")), stack, s.Name)
 }

@@ -100,22 +100,24 @@ func (s *Server) ImageUpdate(ctx context.Context, stack, service, to string) err
 			Message: fmt.Sprintf("%s moved from %s to %s; approve with `berth update approve %s %s`", rev.Spec.Image, rev.Spec.ImageDigest, to, stack, service)})
 		return nil
 	}
-	return s.rollToDigest(ctx, svc, rev, to, "auto")
+	_, err = s.rollToDigest(ctx, svc, rev, to, "auto")
+	return err
 }
 
 // rollToDigest stores a revision of svc running the pinned image to and
-// starts its rollout. The caller holds the stack's lock.
-func (s *Server) rollToDigest(ctx context.Context, svc api.ServiceState, cur api.Revision, to, how string) error {
+// starts its rollout, and returns the revision's number. The caller
+// holds the stack's lock.
+func (s *Server) rollToDigest(ctx context.Context, svc api.ServiceState, cur api.Revision, to, how string) (int, error) {
 	if ro := svc.Rollout; ro != nil && ro.State == api.RolloutInProgress {
-		return api.Conflictf("service %q is still rolling out revision %d; the update waits for it", svc.Name, ro.To)
+		return 0, api.Conflictf("service %q is still rolling out revision %d; the update waits for it", svc.Name, ro.To)
 	}
 	rec, ver, err := s.store.GetStack(ctx, svc.Stack)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	latest, err := s.store.LatestRevision(ctx, svc.Stack, svc.Name)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	now := time.Now().UTC()
 	spec := cur.Spec
@@ -126,11 +128,11 @@ func (s *Server) rollToDigest(ctx context.Context, svc api.ServiceState, cur api
 	svc.Revision, svc.PendingUpdate, svc.UpdatedAt = next.Number, nil, now
 	rec.UpdatedAt = now
 	if err := s.store.ApplyStack(ctx, store.StackWrite{Record: rec, Version: ver, Services: []api.ServiceState{svc}, Revisions: []api.Revision{next}}); err != nil {
-		return fmtErr("update "+svc.Stack+"/"+svc.Name, err)
+		return 0, fmtErr("update "+svc.Stack+"/"+svc.Name, err)
 	}
 	s.event(ctx, api.Event{Type: "image.update", Stack: svc.Stack, Service: svc.Name,
 		Message: fmt.Sprintf("%s (%s): %s → %s, revision %d → %d", cur.Spec.Image, how, cur.Spec.ImageDigest, to, from, next.Number)})
-	return nil
+	return next.Number, nil
 }
 
 func (s *Server) approveUpdate(w http.ResponseWriter, r *http.Request) (any, error) {
@@ -159,9 +161,9 @@ func (s *Server) approveUpdate(w http.ResponseWriter, r *http.Request) (any, err
 	if err != nil {
 		return nil, err
 	}
-	to := svc.PendingUpdate.To
-	if err := s.rollToDigest(ctx, svc, rev, to, "approved"); err != nil {
+	n, err := s.rollToDigest(ctx, svc, rev, svc.PendingUpdate.To, "approved")
+	if err != nil {
 		return nil, err
 	}
-	return api.DeployResponse{Stack: stack, Changes: []api.ServiceChange{{Service: service, Action: api.ChangeUpdated, Revision: svc.Revision + 1}}}, nil
+	return api.DeployResponse{Stack: stack, Changes: []api.ServiceChange{{Service: service, Action: api.ChangeUpdated, Revision: n}}}, nil
 }
