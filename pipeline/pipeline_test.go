@@ -246,12 +246,25 @@ func TestWatcher(t *testing.T) {
 	if len(applied) != 1 || applied[0] != d3 {
 		t.Fatalf("applied %v, want [%s]", applied, d3)
 	}
-	// A conflict (rollout in progress) is retried at the next pass.
-	w.Apply = func(context.Context, string, string, string) error { return api.Conflictf("busy") }
-	st.svcs[0].Rollout = nil
-	w.checked = map[string]time.Time{}
-	w.pass(context.Background(), now.Add(3*time.Minute))
-	if _, ok := w.checked["shop/web"]; ok {
-		t.Fatal("a conflicting update counted as checked")
+	// A push that meets a rollout in progress (a conflict) is retried at
+	// the next pass, before the interval.
+	tag = "127.0.0.1:5000/shop/web@sha256:4"
+	busy := true
+	w.Apply = func(_ context.Context, _, _, to string) error {
+		if busy {
+			return api.Conflictf("busy")
+		}
+		applied = append(applied, to)
+		return nil
+	}
+	w.Pushed("shop/web")
+	w.pass(context.Background(), now.Add(2*time.Minute+3*time.Second))
+	if len(applied) != 1 {
+		t.Fatalf("applied during a conflict: %v", applied)
+	}
+	busy = false
+	w.pass(context.Background(), now.Add(2*time.Minute+4*time.Second))
+	if len(applied) != 2 || applied[1] != tag {
+		t.Fatalf("the update that met a conflict was not retried: %v", applied)
 	}
 }

@@ -37,6 +37,7 @@ type Watcher struct {
 	mu      sync.Mutex
 	pushed  map[string]bool // repositories pushed to since the last pass
 	checked map[string]time.Time
+	retry   map[string]bool   // services whose last check must be repeated at once
 	noted   map[string]string // what was last logged per service, to log once
 	wake    chan struct{}
 }
@@ -63,6 +64,7 @@ func (w *Watcher) init() {
 	if w.wake == nil {
 		w.wake = make(chan struct{}, 1)
 		w.pushed, w.checked, w.noted = map[string]bool{}, map[string]time.Time{}, map[string]string{}
+		w.retry = map[string]bool{}
 	}
 }
 
@@ -116,16 +118,20 @@ func (w *Watcher) pass(ctx context.Context, now time.Time) {
 			interval = api.DefaultUpdateInterval
 		}
 		w.mu.Lock()
-		last := w.checked[key]
+		last, retry := w.checked[key], w.retry[key]
 		w.mu.Unlock()
-		if now.Sub(last) < interval && !pushedTo(pushed, rev.Spec.Image) {
+		if now.Sub(last) < interval && !retry && !pushedTo(pushed, rev.Spec.Image) {
 			continue
 		}
-		if w.check(ctx, followed{svc, rev}) {
-			w.mu.Lock()
+		done := w.check(ctx, followed{svc, rev})
+		w.mu.Lock()
+		if done {
 			w.checked[key] = now
-			w.mu.Unlock()
 		}
+		// A check that could not finish (a rollout in progress) is
+		// repeated at the next pass, even if a push brought it here.
+		w.retry[key] = !done
+		w.mu.Unlock()
 	}
 }
 
