@@ -32,17 +32,7 @@ var probeClient = &http.Client{
 }
 
 // hasProbe reports whether berth probes the service's readiness itself.
-func hasProbe(spec *api.ServiceSpec) bool {
-	if len(spec.Routes) > 0 {
-		return true
-	}
-	for _, p := range spec.Ports {
-		if p.Target != 0 && (p.Protocol == "" || p.Protocol == "tcp") {
-			return true
-		}
-	}
-	return false
-}
+func hasProbe(spec *api.ServiceSpec) bool { return spec.ProbedFromOutside() }
 
 // probeReady checks a task at addr once.
 func probeReady(ctx context.Context, spec *api.ServiceSpec, addr string) bool {

@@ -277,6 +277,43 @@ type UpdatePolicy struct {
 	// Deadline bounds a rollout: not every task ready by then rolls the
 	// service back (default 3m; x-berth.rollout.deadline).
 	Deadline Duration `json:"deadline,omitempty"`
+	// Stability is how long a new task must keep running (and healthy,
+	// with a health check) before it counts as ready for the rollout
+	// (update_config.monitor, x-berth.deploy.stability). Services berth
+	// probes from outside (routes, published ports) default to 0: their
+	// probe is the judgement; the others default to DefaultStability.
+	Stability Duration `json:"stability,omitempty"`
+}
+
+// DefaultStability is the stability time of services judged by their
+// container alone.
+const DefaultStability = 5 * time.Second
+
+// ProbedFromOutside reports whether berth judges the service's readiness
+// from outside the container: its first HTTP route, or its first
+// published TCP port.
+func (s *ServiceSpec) ProbedFromOutside() bool {
+	if len(s.Routes) > 0 {
+		return true
+	}
+	for _, p := range s.Ports {
+		if p.Target != 0 && (p.Protocol == "" || p.Protocol == "tcp") {
+			return true
+		}
+	}
+	return false
+}
+
+// StabilityTime is the time a new task of the service must run before it
+// counts as ready.
+func (s *ServiceSpec) StabilityTime() time.Duration {
+	switch {
+	case s.Update.Stability > 0:
+		return s.Update.Stability.D()
+	case s.ProbedFromOutside():
+		return 0
+	}
+	return DefaultStability
 }
 
 // DefaultRolloutDeadline applies when a service sets none.
@@ -299,6 +336,8 @@ type Revision struct {
 	Hash      string      `json:"hash"`
 	Spec      ServiceSpec `json:"spec"`
 	CreatedAt time.Time   `json:"created_at"`
+	// CreatedBy is who deployed it.
+	CreatedBy string `json:"created_by,omitempty"`
 }
 
 // ServiceState is the server's record of a deployed service: which revision
@@ -347,11 +386,13 @@ const (
 // Rollout records a service moving from one revision to another. It is a
 // persisted state machine: a server that restarts mid-rollout picks it up.
 type Rollout struct {
-	From     int       `json:"from"`
-	To       int       `json:"to"`
-	State    string    `json:"state"`
-	Reason   string    `json:"reason,omitempty"`
-	Started  time.Time `json:"started"`
+	From    int       `json:"from"`
+	To      int       `json:"to"`
+	State   string    `json:"state"`
+	Reason  string    `json:"reason,omitempty"`
+	Started time.Time `json:"started"`
+	// By is who started it (a deploy or a rollback).
+	By       string    `json:"by,omitempty"`
 	Deadline time.Time `json:"deadline"`
 	Ended    time.Time `json:"ended,omitempty"`
 	// Paused rollouts start no further replacements and have no deadline

@@ -221,7 +221,7 @@ func convergence(st api.StackStatus) (bool, string, []string) {
 		part := fmt.Sprintf("%s %d/%d", s.Name, s.Running, want)
 		if r := s.Rollout; r != nil && r.State == api.RolloutInProgress && r.To == s.Revision {
 			done = false
-			part += " (" + rolloutProgress(r) + ")"
+			part += " (" + rolloutProgress(s) + ")"
 		}
 		parts = append(parts, part)
 		for _, t := range s.Tasks {
@@ -237,8 +237,11 @@ func convergence(st api.StackStatus) (bool, string, []string) {
 	return done, st.Name + ": " + strings.Join(parts, ", "), problems
 }
 
-// rolloutProgress describes a rollout in progress in a few words.
-func rolloutProgress(r *api.Rollout) string {
+// rolloutProgress describes a rollout in progress: where it is (strategy,
+// step, switch), the new revision's tasks started and ready, the tasks
+// serving traffic per revision, and the traffic split.
+func rolloutProgress(s api.ServiceStatus) string {
+	r := s.Rollout
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s to revision %d", r.Strategy, r.To)
 	switch r.Strategy {
@@ -251,13 +254,57 @@ func rolloutProgress(r *api.Rollout) string {
 			b.WriteString(", staging")
 		}
 	}
+	split := api.TrafficSplit{}
+	for _, t := range s.Tasks {
+		if t.Task.Traffic.Gen > split.Gen {
+			split = t.Task.Traffic
+		}
+	}
+	var started, ready, newServing, oldServing int
+	for _, t := range s.Tasks {
+		if t.Task.Desired == api.DesiredStopped {
+			continue
+		}
+		up := t.Status != nil && t.Status.State == api.StateRunning
+		serving := up && shareOf(split, t.Task.Revision) > 0
+		if t.Task.Revision == r.To {
+			if t.Status != nil && t.Status.State != api.StatePending {
+				started++
+			}
+			if up {
+				ready++
+			}
+			if serving {
+				newServing++
+			}
+		} else if serving {
+			oldServing++
+		}
+	}
+	fmt.Fprintf(&b, ": new %d started, %d ready, %d serving; old %d serving", started, ready, newServing, oldServing)
+	if split.Revision != 0 {
+		fmt.Fprintf(&b, "; traffic %d%% to revision %d", split.Percent, split.Revision)
+	}
 	switch {
 	case r.Paused:
-		b.WriteString(", paused")
+		b.WriteString("; paused")
 	case !r.Observing.IsZero():
-		b.WriteString(", watching")
+		b.WriteString("; watching")
 	}
 	return b.String()
+}
+
+// shareOf is the percent of a service's traffic a revision's tasks get
+// under a split (every revision alike without one).
+func shareOf(split api.TrafficSplit, revision int) int {
+	switch {
+	case split.Revision == 0:
+		return 100
+	case split.Revision == revision:
+		return split.Percent
+	default:
+		return 100 - split.Percent
+	}
 }
 
 // printGates prints the gate results not printed yet.

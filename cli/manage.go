@@ -203,20 +203,26 @@ func newHistoryCmd(g *globals) *cobra.Command {
 				return printJSON(g.stdout, rows)
 			}
 			tw := table(g.stdout)
-			fmt.Fprintln(tw, "SERVICE\tREV\tCURRENT\tIMAGE\tCREATED\tROLLOUT")
+			fmt.Fprintln(tw, "SERVICE\tREV\tCURRENT\tIMAGE\tCREATED\tBY\tROLLOUT")
 			for _, r := range rows {
-				cur, ro := "", ""
+				cur, ro, by := "", "", r.Rev.CreatedBy
 				if r.Current {
 					cur = "*"
 				}
 				if r.Rollout != nil {
+					if r.Rollout.By != "" {
+						by = r.Rollout.By
+					}
 					ro = r.Rollout.State
 					if r.Rollout.Reason != "" {
 						ro += ": " + r.Rollout.Reason
 					}
 				}
 				img := r.Rev.Spec.Image + "@" + short12(strings.TrimPrefix(r.Rev.Spec.ImageID, "sha256:"))
-				fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\n", r.Service, r.Rev.Number, cur, img, ago(r.Rev.CreatedAt), ro)
+				if by == "" {
+					by = "-"
+				}
+				fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t%s\n", r.Service, r.Rev.Number, cur, img, ago(r.Rev.CreatedAt), by, ro)
 			}
 			return tw.Flush()
 		},

@@ -98,7 +98,7 @@ func (c *converter) berthDeploy(spec *api.ServiceSpec, v any, path string) {
 		}
 	}
 	durations := map[string]*api.Duration{"interval": &up.Interval, "max_p99": &up.MaxP99,
-		"rollback_window": &up.RollbackWindow, "deadline": &up.Deadline}
+		"rollback_window": &up.RollbackWindow, "deadline": &up.Deadline, "stability": &up.Stability}
 	for _, key := range sortedKeys(durations) {
 		v, ok := m[key]
 		if !ok {

@@ -85,7 +85,7 @@ var deployRules = map[string]rule{
 		"order":             checked(),
 		"delay":             warn("update_config.delay is ignored: berth moves to the next slot as soon as the new task is ready"),
 		"failure_action":    warn("update_config.failure_action is ignored: a revision that does not get ready is rolled back"),
-		"monitor":           warn("update_config.monitor is ignored: set x-berth.rollout.deadline to bound a rollout"),
+		"monitor":           ok(), // the stability time of each new task
 		"max_failure_ratio": warn("update_config.max_failure_ratio is ignored: any failing new task rolls the service back"),
 	}),
 	"rollback_config": warn("deploy.rollback_config is ignored: a rollback replaces tasks like a rollout does"),
@@ -197,7 +197,7 @@ var serviceRules = map[string]rule{
 		"schedule": checked(), // a cron expression
 		"routes":   checked(), // a list of {host, path, port, timeout}
 		"deploy": okSub(map[string]rule{"strategy": ok(), "steps": ok(), "interval": ok(), "max_error_rate": ok(),
-			"max_p99": ok(), "rollback_window": ok(), "deadline": ok(), "max_surge": ok(), "max_unavailable": ok()}),
+			"max_p99": ok(), "rollback_window": ok(), "deadline": ok(), "max_surge": ok(), "max_unavailable": ok(), "stability": ok()}),
 		"security": okSub(map[string]rule{"keep_default_capabilities": ok(), "allow_new_privileges": ok()}),
 		"update":   okSub(map[string]rule{"follow": ok(), "approval": ok(), "interval": ok()}),
 	}),

@@ -146,6 +146,13 @@ func (c *converter) deploy(spec *api.ServiceSpec, s *types.ServiceConfig, path s
 		if u.Parallelism != nil {
 			spec.Update.Parallelism = int(min(*u.Parallelism, maxReplicas))
 		}
+		if u.Monitor != 0 {
+			if d := time.Duration(u.Monitor); d < 0 {
+				c.problem(path+".deploy.update_config.monitor", "monitor %s: use a positive duration like 5s", d)
+			} else {
+				spec.Update.Stability = api.Duration(d)
+			}
+		}
 		switch u.Order {
 		case "", api.StartFirst, api.StopFirst:
 			spec.Update.Order = u.Order

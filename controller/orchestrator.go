@@ -32,7 +32,8 @@ type Orchestrator struct {
 	// baselines are the proxy's counters when a watched rollout step was
 	// first seen; a window is the counters since.
 	baselines map[baselineKey]baseline
-	watched   bool // a rollout step is being watched
+	watched   bool      // a rollout step is being watched
+	wake      time.Time // when the next running task becomes stable
 }
 
 // TrafficSource reads what the ingress measured per route and revision:
@@ -76,13 +77,19 @@ func (o *Orchestrator) Run(ctx context.Context) error {
 	defer fast.Stop()
 	defer o.probes.stop()
 	defer tick.Stop()
+	wake := time.NewTimer(time.Hour)
+	defer wake.Stop()
 	for {
 		if err := o.Reconcile(ctx); err != nil && ctx.Err() == nil {
 			o.log.Warn("orchestrator pass failed", "err", err)
 		}
+		// A task that becomes stable changes nothing in the store: wake
+		// for it.
+		wake.Reset(o.untilWake())
 		select {
 		case <-ctx.Done():
 			return nil
+		case <-wake.C:
 		case <-services:
 		case <-tasks:
 		case <-nodes:
@@ -94,6 +101,23 @@ func (o *Orchestrator) Run(ctx context.Context) error {
 			}
 		}
 	}
+}
+
+// untilWake is the time until the next task becomes stable (an hour when
+// none waits).
+func (o *Orchestrator) untilWake() time.Duration {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.wake.IsZero() {
+		return time.Hour
+	}
+	return max(time.Until(o.wake), 0) + 10*time.Millisecond
+}
+
+// isReady says whether a task counts as ready: running (and healthy,
+// with a health check) for at least its service's stability time.
+func isReady(st api.TaskStatus, stability time.Duration, now time.Time) bool {
+	return st.State == api.StateRunning && !now.Before(st.StartedAt.Add(stability))
 }
 
 // watching reports whether a rollout step is being watched.
@@ -185,13 +209,30 @@ func (o *Orchestrator) Reconcile(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	ready := make(map[string]bool, len(statuses))
 	byTask := make(map[string]api.TaskStatus, len(statuses))
 	for _, st := range statuses {
-		ready[st.TaskID] = st.State == api.StateRunning
 		byTask[st.TaskID] = st
 	}
 	now := time.Now().UTC()
+	ready := make(map[string]bool, len(tasks))
+	var wake time.Time // when the next running task becomes stable
+	for _, t := range tasks {
+		st, ok := byTask[t.ID]
+		if !ok {
+			continue
+		}
+		var stability time.Duration
+		if spec := specs[RevKey{t.Stack, t.Service, t.Revision}]; spec != nil {
+			stability = spec.StabilityTime()
+		}
+		ready[t.ID] = isReady(st, stability, now)
+		if at := st.StartedAt.Add(stability); st.State == api.StateRunning && !ready[t.ID] && (wake.IsZero() || at.Before(wake)) {
+			wake = at
+		}
+	}
+	o.mu.Lock()
+	o.wake = wake
+	o.mu.Unlock()
 	wins := o.windows(ctx, services, specs, now)
 	for i, svc := range services {
 		var up api.UpdatePolicy
@@ -199,6 +240,7 @@ func (o *Orchestrator) Reconcile(ctx context.Context) error {
 		if r := svc.Rollout; r != nil {
 			if spec := specs[RevKey{svc.Stack, svc.Name, r.To}]; spec != nil {
 				up = spec.Update
+				up.Stability = api.Duration(spec.StabilityTime())
 			}
 			if wins != nil {
 				win = wins[baselineKey{svc.Stack, svc.Name, r.TrafficGen}]

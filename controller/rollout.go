@@ -35,7 +35,8 @@ const (
 
 // CheckRollout judges a service's rollout in progress. Rolling: done once
 // every slot runs a ready task of the new revision and nothing else is
-// left. Canary: each step's new tasks must all be ready, then the step is
+// left (a task is ready once it ran for up.Stability). Canary: each step's
+// new tasks must all be ready, then the step is
 // watched for the interval and its gates judged (5xx rate and p99 latency
 // of the new revision against the old one and the thresholds) before the
 // next step. Blue-green: the new set must be ready, traffic switches, and
@@ -65,7 +66,9 @@ func CheckRollout(svc api.ServiceState, up api.UpdatePolicy, tasks []api.Task, s
 		}
 		switch st.State {
 		case api.StateRunning:
-			ready++
+			if isReady(st, up.Stability.D(), now) {
+				ready++
+			}
 		case api.StateCrashLoop, api.StateFailed:
 			failures = append(failures, fmt.Sprintf("task %d %s: %s", t.Slot, st.State, st.Reason))
 		}

@@ -21,6 +21,7 @@ func TestCheckRollout(t *testing.T) {
 		desc   string
 		tasks  []api.Task
 		status map[string]api.TaskStatus
+		up     api.UpdatePolicy
 		now    time.Time
 		state  string // "" : unchanged
 		rev    int
@@ -31,6 +32,12 @@ func TestCheckRollout(t *testing.T) {
 		{desc: "done when every slot runs the new revision", tasks: []api.Task{tk("n", 1, 2), tk("m", 2, 2)},
 			status: map[string]api.TaskStatus{"n": st(api.StateRunning, ""), "m": st(api.StateRunning, "")}, now: start.Add(20 * time.Second),
 			state: api.RolloutDone, rev: 2},
+		{desc: "not done before the new tasks ran for the stability time", tasks: []api.Task{tk("n", 1, 2), tk("m", 2, 2)},
+			status: map[string]api.TaskStatus{"n": {State: api.StateRunning, StartedAt: start.Add(16 * time.Second)}, "m": {State: api.StateRunning, StartedAt: start.Add(10 * time.Second)}},
+			up: api.UpdatePolicy{Stability: api.Duration(5 * time.Second)}, now: start.Add(20 * time.Second)},
+		{desc: "done once they did", tasks: []api.Task{tk("n", 1, 2), tk("m", 2, 2)},
+			status: map[string]api.TaskStatus{"n": {State: api.StateRunning, StartedAt: start.Add(15 * time.Second)}, "m": {State: api.StateRunning, StartedAt: start.Add(10 * time.Second)}},
+			up: api.UpdatePolicy{Stability: api.Duration(5 * time.Second)}, now: start.Add(20 * time.Second), state: api.RolloutDone, rev: 2},
 		{desc: "not done while an old task remains", tasks: []api.Task{tk("a", 1, 1), tk("n", 1, 2), tk("m", 2, 2)},
 			status: map[string]api.TaskStatus{"n": st(api.StateRunning, ""), "m": st(api.StateRunning, "")}, now: start.Add(20 * time.Second)},
 		{desc: "a crash-looping new task rolls back", tasks: []api.Task{tk("a", 1, 1), tk("n", 1, 2), tk("b", 2, 1)},
@@ -43,7 +50,7 @@ func TestCheckRollout(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.desc, func(t *testing.T) {
 			t.Parallel()
-			next, ev, changed := CheckRollout(svc, api.UpdatePolicy{}, tt.tasks, tt.status, nil, tt.now)
+			next, ev, changed := CheckRollout(svc, tt.up, tt.tasks, tt.status, nil, tt.now)
 			if tt.state == "" {
 				if changed {
 					t.Fatalf("changed to %+v", next.Rollout)

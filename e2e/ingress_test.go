@@ -206,8 +206,27 @@ services:
 		return strings.TrimSpace(string(body[strings.LastIndex(string(body), "version"):])), nil
 	})
 	time.Sleep(500 * time.Millisecond)
+	// Requests of 3 s that start just before their tasks are replaced: the
+	// drain lets each finish before its task is signalled.
+	slow := make(chan string, 6)
+	for range cap(slow) {
+		go func() {
+			code, body, err := httpGet(url+"slow?d=3s", "")
+			if err != nil || code != 200 || !strings.Contains(body, "slept 3s") {
+				slow <- fmt.Sprint(code, " ", body, " ", err)
+				return
+			}
+			slow <- ""
+		}()
+	}
+	time.Sleep(100 * time.Millisecond)
 	b.deploy("zero", doc("v2"))
 	svc := b.waitRunning("zero", "web", 3)
+	for range cap(slow) {
+		if e := <-slow; e != "" {
+			t.Errorf("a 3 s request started just before the redeploy failed: %s", e)
+		}
+	}
 	time.Sleep(time.Second)
 	versions, failed := l.Stop()
 	if svc.Revision != 2 {

@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"os/user"
 	"strings"
 	"testing"
 	"time"
@@ -75,6 +76,16 @@ func TestFailingRevisionRollsBack(t *testing.T) {
 	check("crash loop")
 	b.waitRunning("rb", "web", 2)
 
+	// A revision that is healthy for 2 s, then exits: it never ran for the
+	// stability time (5 s for a service without routes or ports), so it
+	// never counted as ready and the old tasks were never replaced.
+	out, code = b.cli("deploy", "-f", writeCompose(t, rolloutStack(`["-exit", "1", "-after", "2s"]`, "60s")), "--stack", "rb", "--timeout", "90s")
+	if code == 0 || !strings.Contains(out, "rolled back") || !strings.Contains(out, "exited with code 1") {
+		t.Fatalf("deploy of a revision that dies after 2 s: exit %d\n%s", code, out)
+	}
+	check("unstable")
+	b.waitRunning("rb", "web", 2)
+
 	// A revision that runs but never gets healthy: its failing health
 	// check or the deadline, whichever comes first, rolls it back.
 	out, code = b.cli("deploy", "-f", writeCompose(t, rolloutStack(`["-exit", "0", "-after", "10m"]`, "4s")), "--stack", "rb", "--timeout", "90s")
@@ -84,8 +95,9 @@ func TestFailingRevisionRollsBack(t *testing.T) {
 	check("never healthy")
 	b.waitRunning("rb", "web", 2)
 
-	if out := b.mustCLI("history", "rb"); !strings.Contains(out, "rolled_back") {
-		t.Errorf("history does not show the rollback:\n%s", out)
+	me, _ := user.Current()
+	if out := b.mustCLI("history", "rb"); !strings.Contains(out, "rolled_back") || me == nil || !strings.Contains(out, " "+me.Username+" ") {
+		t.Errorf("history does not show the rollback and who deployed:\n%s", out)
 	}
 	if out := b.mustCLI("events", "rb"); !strings.Contains(out, "rollout.rolled_back") {
 		t.Errorf("no rollback event:\n%s", out)

@@ -43,7 +43,17 @@ func (s *Server) deploy(w http.ResponseWriter, r *http.Request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	write, changes := controller.PlanDeploy(&req.Stack, cur, time.Now().UTC())
+	now := time.Now().UTC()
+	write, changes := controller.PlanDeploy(&req.Stack, cur, now)
+	by := caller(r)
+	for i := range write.Revisions {
+		write.Revisions[i].CreatedBy = by
+	}
+	for _, svc := range write.Services {
+		if ro := svc.Rollout; ro != nil && ro.Started.Equal(now) {
+			ro.By = by
+		}
+	}
 	for _, ch := range changes {
 		if ch.Action != api.ChangeUpdated {
 			continue
@@ -373,7 +383,9 @@ func (s *Server) rollback(w http.ResponseWriter, r *http.Request) (any, error) {
 			problem = api.NotFoundf("service %q has no revision %d; see `berth history %s`", svc.Name, to, svc.Stack)
 			return
 		}
-		svc.BeginRollout(controller.NewRollout(svc.Revision, to, rev.Spec.Update, time.Now().UTC()))
+		ro := controller.NewRollout(svc.Revision, to, rev.Spec.Update, time.Now().UTC())
+		ro.By = caller(r)
+		svc.BeginRollout(ro)
 		svc.Revision = to
 	}, func() error { return problem })
 	return res, err

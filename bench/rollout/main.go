@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -26,8 +27,9 @@ const image = "berth-bench/hello:1"
 
 func main() {
 	cycles := flag.Int("n", 3, "redeploys per tool")
+	tools := flag.String("tools", "compose,berth,swarm", "which tools to measure (swarm runs on an engine of its own and needs root)")
 	flag.Parse()
-	if err := run(*cycles); err != nil {
+	if err := run(*cycles, strings.Split(*tools, ",")); err != nil {
 		fmt.Fprintln(os.Stderr, "bench/rollout:", err)
 		os.Exit(1)
 	}
@@ -95,7 +97,7 @@ func measure(url string, redeploy func() error) (time.Duration, *load, error) {
 	return took, l, err
 }
 
-func run(cycles int) error {
+func run(cycles int, tools []string) error {
 	ctx := context.Background()
 	dir, err := os.MkdirTemp("", "bro")
 	if err != nil {
@@ -114,33 +116,49 @@ func run(cycles int) error {
 		}
 		return nil
 	}
-	berthBin, helloBin := filepath.Join(dir, "berth"), filepath.Join(dir, "hello")
-	if err := bin(berthBin, "./cmd/berth"); err != nil {
-		return err
-	}
-	if err := bin(helloBin, "./examples/hello"); err != nil {
-		return err
+	berthBin, helloBin, loadgenBin := filepath.Join(dir, "berth"), filepath.Join(dir, "hello"), filepath.Join(dir, "loadgen")
+	for out, pkg := range map[string]string{berthBin: "./cmd/berth", helloBin: "./examples/hello", loadgenBin: "./bench/rollout/loadgen"} {
+		if err := bin(out, pkg); err != nil {
+			return err
+		}
 	}
 	if _, err := docker.BuildScratchImage(ctx, drv, image, helloBin, map[string]string{"io.berth.bench": "1"}, []string{"/hello"}); err != nil {
 		return err
 	}
 	defer exec.Command("docker", "rmi", "-f", image).Run()
 
-	compose, err := composeRuns(dir, cycles)
-	if err != nil {
-		return fmt.Errorf("docker-compose: %w", err)
-	}
-	berth, err := berthRuns(dir, berthBin, cycles)
-	if err != nil {
-		return fmt.Errorf("berth: %w", err)
+	var results []result
+	var berth, swarm *result
+	for _, tool := range tools {
+		var r result
+		var err error
+		switch tool {
+		case "compose":
+			r, err = composeRuns(dir, cycles)
+		case "berth":
+			r, err = berthRuns(dir, berthBin, cycles)
+			berth = &r
+		case "swarm":
+			r, err = swarmRuns(ctx, loadgenBin, cycles)
+			swarm = &r
+		default:
+			return fmt.Errorf("unknown tool %q (compose, berth, swarm)", tool)
+		}
+		if err != nil {
+			return fmt.Errorf("%s: %w", tool, err)
+		}
+		results = append(results, r)
 	}
 	fmt.Printf("## Rollout under load (issue: zero-downtime delivery) — %s\n\n", time.Now().UTC().Format("2006-01-02"))
-	fmt.Printf("Machine: %s, %d CPUs, Docker Engine 20.10, docker-compose 1.29.2. Command: `go run ./bench/rollout -n %d`. Load: 8 client workers looping GET / on loopback for the whole redeploy; the redeploy changes an environment variable.\n\n", host.CPUModel(), host.CPUs(), cycles)
+	fmt.Printf("Machine: %s, %d CPUs, Docker Engine 20.10, docker-compose 1.29.2. Command: `go run ./bench/rollout -n %d`. Load: 8 client workers (keep-alive) looping GET / for the whole redeploy, on loopback (Swarm: from a container on the service's overlay network); the redeploy changes an environment variable.\n\n", host.CPUModel(), host.CPUs(), cycles)
 	fmt.Println("| tool | what is replaced | wall time per redeploy (median) | requests | failed |")
 	fmt.Println("|---|---|---|---|---|")
-	for _, r := range []result{compose, berth} {
+	for _, r := range results {
 		fmt.Printf("| %s | %s | %s | %d | %d (%.1f%%)%s |\n", r.tool, r.what, r.median.Round(10*time.Millisecond), r.ok+r.failed, r.failed,
 			100*float64(r.failed)/float64(max(1, r.ok+r.failed)), firstErr(r.firstErr))
+	}
+	if berth != nil && swarm != nil {
+		fmt.Printf("\nberth's rollout is %.1f× faster than Swarm's (median wall time, same run; goal ≥ 3×).\n", float64(swarm.median)/float64(berth.median))
 	}
 	return nil
 }
@@ -149,8 +167,8 @@ func firstErr(s string) string {
 	if s == "" {
 		return ""
 	}
-	if len(s) > 60 {
-		s = s[:60] + "…"
+	if len(s) > 160 {
+		s = s[:160] + "…"
 	}
 	return "; e.g. " + s
 }
