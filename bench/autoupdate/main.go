@@ -37,14 +37,15 @@ import (
 
 func main() {
 	n := flag.Int("n", 3, "updates per path")
+	logFile := flag.String("log", "", "write berth's log (level info) to this file")
 	flag.Parse()
-	if err := run(*n); err != nil {
+	if err := run(*n, *logFile); err != nil {
 		fmt.Fprintln(os.Stderr, "bench/autoupdate:", err)
 		os.Exit(1)
 	}
 }
 
-func run(n int) error {
+func run(n int, logFile string) error {
 	dir, err := os.MkdirTemp("", "berth-bench-au-")
 	if err != nil {
 		return err
@@ -63,9 +64,18 @@ func run(n int) error {
 		return err
 	}
 	data := filepath.Join(dir, "d")
+	level, logw := "warn", io.Writer(os.Stderr)
+	if logFile != "" {
+		f, err := os.Create(logFile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		level, logw = "info", f
+	}
 	up := exec.Command(berthBin, "up", "--data-dir", data, "--http-addr", "127.0.0.1:0", "--registry-addr", "127.0.0.1:0",
-		"--publish-host", "127.0.0.1", "--log-level", "warn", "--proxy", "inline")
-	up.Stdout, up.Stderr = os.Stderr, os.Stderr
+		"--publish-host", "127.0.0.1", "--log-level", level, "--proxy", "inline")
+	up.Stdout, up.Stderr = logw, logw
 	if err := up.Start(); err != nil {
 		return err
 	}
