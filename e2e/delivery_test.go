@@ -32,6 +32,9 @@ func TestDeliveryPipeline(t *testing.T) {
 	token := fmt.Sprintf("e2e%d%d", os.Getpid(), time.Now().UnixNano()%100000)
 	removeImages(t, token)
 	repo := reg.Addr + "/" + token + "/shipit"
+	// Stack networks are named for the stack on the shared engine: a name
+	// of this run's own keeps concurrent runs apart.
+	stack := "s" + token
 
 	// Build: tagged with the short commit and "stable", labelled.
 	src := appRepo(t, "v1")
@@ -102,8 +105,8 @@ services:
       update: {follow: true, approval: auto, interval: 1s}
       deploy: {deadline: 40s}
 `, prodRepo, host)
-	b.deploy("shop", doc)
-	svc := b.waitRunning("shop", "web", 2)
+	b.deploy(stack, doc)
+	svc := b.waitRunning(stack, "web", 2)
 	if svc.ImageDigest != prodRepo+"@"+digest1 {
 		t.Fatalf("revision pins %q, want %s@%s", svc.ImageDigest, prodRepo, digest1)
 	}
@@ -120,12 +123,12 @@ services:
 	}
 	b.mustCLI("promote", repo+":stable", prod)
 	waitFor(t, 90*time.Second, "the auto-update to v2", func() (bool, string) {
-		st := b.status("shop").Services[0]
+		st := b.status(stack).Services[0]
 		done := st.Rollout != nil && st.Rollout.State == api.RolloutDone && st.ImageDigest == prodRepo+"@"+digest2
 		return done, fmt.Sprintf("%s %+v", st.ImageDigest, st.Rollout)
 	})
 	waitServing(t, b, host, "shipit v2")
-	evs, err := b.cl.Events(ctx, "shop", 100)
+	evs, err := b.cl.Events(ctx, stack, 100)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -145,15 +148,15 @@ services:
 	}
 	b.mustCLI("promote", repo+"@"+digest3, prodRepo+":stable")
 	waitFor(t, 120*time.Second, "the broken update to roll back", func() (bool, string) {
-		st := b.status("shop").Services[0]
+		st := b.status(stack).Services[0]
 		ok := st.Rollout != nil && st.Rollout.State == api.RolloutRolledBack && st.ImageDigest == prodRepo+"@"+digest2
 		return ok, fmt.Sprintf("%s %+v", st.ImageDigest, st.Rollout)
 	})
 	waitServing(t, b, host, "shipit v2")
 	// The rolled-back digest is not tried again.
-	rev := b.status("shop").Services[0].Revision
+	rev := b.status(stack).Services[0].Revision
 	time.Sleep(4 * time.Second)
-	if st := b.status("shop").Services[0]; st.Revision != rev || st.Rollout.State != api.RolloutRolledBack {
+	if st := b.status(stack).Services[0]; st.Revision != rev || st.Rollout.State != api.RolloutRolledBack {
 		t.Fatalf("the rolled-back digest was tried again: revision %d → %d, %+v", rev, st.Revision, st.Rollout)
 	}
 }

@@ -80,8 +80,8 @@ func TestRegistryInterop(t *testing.T) {
 		"--src-creds", creds, "--dest-creds", creds, "docker://"+ref, "docker://"+copyRef).CombinedOutput(); err != nil {
 		t.Fatalf("skopeo copy: %v\n%s", err, out)
 	}
-	b.deploy("interop", fmt.Sprintf("services:\n  hello:\n    image: %s\n", copyRef))
-	svc := b.waitRunning("interop", "hello", 1)
+	b.deploy("i"+token, fmt.Sprintf("services:\n  hello:\n    image: %s\n", copyRef))
+	svc := b.waitRunning("i"+token, "hello", 1)
 	if want := reg.Addr + "/" + token + "/copy@" + digest; svc.ImageDigest != want {
 		t.Fatalf("deployed %q, want %s", svc.ImageDigest, want)
 	}
@@ -144,12 +144,12 @@ func TestDeliveryBadInputs(t *testing.T) {
 			`compose.yaml:7:5: services.api.image: image "` + reg.Addr + "/" + token + `/api:latest": x-berth.environment is production`},
 	}
 	for _, d := range deploys {
-		out, code := b.cli("deploy", "-f", writeCompose(t, d.doc), "--stack", "bad", "--timeout", "30s")
+		out, code := b.cli("deploy", "-f", writeCompose(t, d.doc), "--stack", "b"+token, "--timeout", "30s")
 		if code == 0 || !strings.Contains(out, d.want) {
 			t.Errorf("%s: exit %d, want an error with %q:\n%s", d.desc, code, d.want, out)
 		}
 	}
-	if out := b.mustCLI("ls"); strings.Contains(out, "bad") {
+	if out := b.mustCLI("ls"); strings.Contains(out, "b"+token) {
 		t.Fatalf("a refused deploy left a stack:\n%s", out)
 	}
 	if left := b.containers(""); len(left) != 0 {

@@ -26,10 +26,11 @@ func TestAutoUpdateApproval(t *testing.T) {
 	token := fmt.Sprintf("e2e%d%d", os.Getpid(), time.Now().UnixNano()%100000)
 	removeImages(t, token)
 	repo := reg.Addr + "/" + token + "/shipit"
+	stack := "u" + token
 	src := appRepo(t, "v1")
 	b.mustCLI("build", src, "-t", repo, "--tag", "stable", "-q")
 	d1 := lastLine(b.mustCLI("push", repo+":stable", "-q"))
-	b.deploy("upd", fmt.Sprintf(`services:
+	b.deploy(stack, fmt.Sprintf(`services:
   auto:
     image: %[1]s:stable
     x-berth:
@@ -40,7 +41,7 @@ func TestAutoUpdateApproval(t *testing.T) {
       update: {follow: true, approval: required, interval: 10m}
 `, repo))
 	for _, s := range []string{"auto", "held"} {
-		if got := b.waitRunning("upd", s, 1).ImageDigest; got != d1 {
+		if got := b.waitRunning(stack, s, 1).ImageDigest; got != d1 {
 			t.Fatalf("%s runs %q, want %s", s, got, d1)
 		}
 	}
@@ -49,7 +50,7 @@ func TestAutoUpdateApproval(t *testing.T) {
 	b.mustCLI("build", src, "-t", repo, "--tag", "stable", "-q")
 	d2 := lastLine(b.mustCLI("push", repo+":stable", "-q"))
 	service := func(name string) api.ServiceStatus {
-		for _, s := range b.status("upd").Services {
+		for _, s := range b.status(stack).Services {
 			if s.Name == name {
 				return s
 			}
@@ -69,20 +70,20 @@ func TestAutoUpdateApproval(t *testing.T) {
 	if held.ImageDigest != d1 || held.Revision != 1 {
 		t.Fatalf("held moved without approval: %s revision %d", held.ImageDigest, held.Revision)
 	}
-	if out := b.mustCLI("status", "upd"); !strings.Contains(out, "pending: berth update approve upd held") {
+	if out := b.mustCLI("status", stack); !strings.Contains(out, "pending: berth update approve "+stack+" held") {
 		t.Fatalf("berth status does not show the pending update:\n%s", out)
 	}
-	evs, _ := b.cl.Events(context.Background(), "upd", 100)
+	evs, _ := b.cl.Events(context.Background(), stack, 100)
 	if !hasEvent(evs, "image.update.pending", d1, d2) || !hasEvent(evs, "image.update", d1, d2) {
 		t.Fatalf("events lack the updates with both digests: %+v", evs)
 	}
 
-	b.mustCLI("update", "approve", "upd", "held")
+	b.mustCLI("update", "approve", stack, "held")
 	waitFor(t, 60*time.Second, "held to roll out after approval", func() (bool, string) {
 		s := service("held")
 		return s.ImageDigest == d2 && s.PendingUpdate == nil && s.Rollout != nil && s.Rollout.State == api.RolloutDone, fmt.Sprintf("%s %+v", s.ImageDigest, s.Rollout)
 	})
-	if out, code := b.cli("update", "approve", "upd", "held"); code != 4 || !strings.Contains(out, "no update waiting") {
+	if out, code := b.cli("update", "approve", stack, "held"); code != 4 || !strings.Contains(out, "no update waiting") {
 		t.Fatalf("second approve: exit %d\n%s", code, out)
 	}
 }
