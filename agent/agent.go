@@ -41,6 +41,9 @@ type Config struct {
 	// without them, tasks that use secrets fail with a clear reason.
 	Secrets     SecretValues
 	SecretFiles *secrets.Files
+	// PullImage pulls an image pinned to a registry digest (nil: images
+	// must already be on the engine).
+	PullImage func(ctx context.Context, ref string) error
 }
 
 // Hooks let other parts of the node (the ingress) follow task lifecycles.

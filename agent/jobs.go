@@ -37,6 +37,9 @@ func (a *Agent) RunJob(ctx context.Context, job api.JobRun, spec *api.ServiceSpe
 	for k, v := range env {
 		extra[k] = v
 	}
+	if err := a.ensureImage(ctx, spec); err != nil {
+		return -1, err
+	}
 	cs := a.baseSpec(job.Stack, spec, labels, extra)
 	cs.Name = jobContainerName(job)
 	if len(job.Command) > 0 {

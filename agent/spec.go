@@ -96,6 +96,9 @@ func (a *Agent) baseSpec(stack string, spec *api.ServiceSpec, labels, extraEnv m
 	labels[labelStopGrace] = grace.String()
 
 	image := spec.ImageID
+	if spec.ImageDigest != "" {
+		image = spec.ImageDigest
+	}
 	if image == "" {
 		image = spec.Image
 	}

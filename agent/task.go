@@ -204,6 +204,12 @@ func (a *Agent) createAndStart(ctx context.Context, t api.Task, spec *api.Servic
 		a.afterFunc(t.ID, 5*time.Second)
 		return
 	}
+	if err := a.ensureImage(ctx, spec); err != nil {
+		a.report(ctx, t, st, api.TaskStatus{State: api.StateFailed, Reason: err.Error()})
+		a.event(ctx, t, "task.failed", err.Error())
+		a.afterFunc(t.ID, 5*time.Second)
+		return
+	}
 	cs := a.containerSpec(t, spec)
 	if err := a.deliverSecrets(ctx, t.ID, t.Stack, spec, &cs); err != nil {
 		a.report(ctx, t, st, api.TaskStatus{State: api.StateFailed, Reason: err.Error()})

@@ -54,17 +54,21 @@ type TaskView struct {
 
 // ServiceStatus is a service as `berth status` shows it.
 type ServiceStatus struct {
-	Name     string     `json:"name"`
-	Revision int        `json:"revision"`
-	Image    string     `json:"image"`
-	ImageID  string     `json:"image_id"`
-	Replicas int        `json:"replicas"`
-	Running  int        `json:"running"`
-	Stopped  bool       `json:"stopped,omitempty"`
-	Schedule string     `json:"schedule,omitempty"`
-	Rollout  *Rollout   `json:"rollout,omitempty"`
-	History  []Rollout  `json:"history,omitempty"`
-	Tasks    []TaskView `json:"tasks"`
+	Name     string `json:"name"`
+	Revision int    `json:"revision"`
+	Image    string `json:"image"`
+	ImageID  string `json:"image_id"`
+	// ImageDigest is the registry digest the revision runs, if any.
+	ImageDigest string `json:"image_digest,omitempty"`
+	// PendingUpdate is a followed tag's new digest awaiting approval.
+	PendingUpdate *PendingUpdate `json:"pending_update,omitempty"`
+	Replicas      int            `json:"replicas"`
+	Running       int            `json:"running"`
+	Stopped       bool           `json:"stopped,omitempty"`
+	Schedule      string         `json:"schedule,omitempty"`
+	Rollout       *Rollout       `json:"rollout,omitempty"`
+	History       []Rollout      `json:"history,omitempty"`
+	Tasks         []TaskView     `json:"tasks"`
 }
 
 // RollbackRequest points services back at an earlier revision.

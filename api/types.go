@@ -77,6 +77,12 @@ type ServiceSpec struct {
 	// ImageID is the digest the tag resolved to at deploy time. Tasks run this,
 	// never the tag, so a moved tag changes nothing until the next deploy.
 	ImageID string `json:"image_id,omitempty"`
+	// ImageDigest is registry/repo@sha256:… when the image came from a
+	// registry: the digest its tag pointed to at deploy time. Tasks run it
+	// (pulled if the engine lacks it).
+	ImageDigest string `json:"image_digest,omitempty"`
+	// AutoUpdate follows the image's tag (x-berth.update).
+	AutoUpdate *AutoUpdate `json:"auto_update,omitempty"`
 
 	Command     []string          `json:"command,omitempty"`
 	Entrypoint  []string          `json:"entrypoint,omitempty"`
@@ -358,6 +364,8 @@ type ServiceState struct {
 	UpdatedAt  time.Time `json:"updated_at"`
 	// Rollout is the last change of revision and how it ended.
 	Rollout *Rollout `json:"rollout,omitempty"`
+	// PendingUpdate is a new digest of a followed tag awaiting approval.
+	PendingUpdate *PendingUpdate `json:"pending_update,omitempty"`
 	// History holds the rollouts before it, oldest first (at most
 	// MaxRolloutHistory).
 	History []Rollout `json:"history,omitempty"`

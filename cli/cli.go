@@ -124,6 +124,7 @@ Start the daemon with 'berth up', then deploy with 'berth deploy -f compose.yaml
 	)
 	root.AddCommand(opsCommands(g)...)
 	addSecurityCmds(root, g)
+	root.AddCommand(pipelineCommands(g)...)
 	return root
 }
 

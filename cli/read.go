@@ -3,7 +3,6 @@ package cli
 import (
 	"fmt"
 	"io"
-	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -120,8 +119,10 @@ func newStatusCmd(g *globals) *cobra.Command {
 					note = "scheduled: " + s.Schedule
 				case s.Stopped:
 					note = "stopped"
+				case s.PendingUpdate != nil:
+					note = pendingNote(st.Name, s)
 				}
-				fmt.Fprintf(tw, "%s\t%d\t%d/%d\t%s@%s\t%s\n", s.Name, s.Revision, s.Running, s.Replicas, s.Image, short12(strings.TrimPrefix(s.ImageID, "sha256:")), note)
+				fmt.Fprintf(tw, "%s\t%d\t%d/%d\t%s\t%s\n", s.Name, s.Revision, s.Running, s.Replicas, imageCell(s), note)
 				all = append(all, s.Tasks...)
 			}
 			_ = tw.Flush()

@@ -27,6 +27,7 @@ type upOptions struct {
 	config     string
 	ops        opsFlags
 	remote     daemon.RemoteAPI
+	registry   daemon.RegistryConfig
 }
 
 func newUpCmd(g *globals) *cobra.Command {
@@ -77,6 +78,7 @@ next 'berth up' adopts them.`,
 				Defaults: d, Version: Version, Commit: Commit, Logger: logger,
 				Ingress: o.ingress.config(), ProxyProcess: o.proxy == "process", Remote: o.remote,
 				Ops: opsCfg, File: file,
+				Registry: o.registryConfig(c),
 			})
 		},
 	}
@@ -95,6 +97,7 @@ next 'berth up' adopts them.`,
 	f.StringVar(&o.remote.CertFile, "api-cert", "", "the remote API's certificate (PEM; default: issued by berth's CA in DATA_DIR/ca)")
 	f.StringVar(&o.remote.KeyFile, "api-key", "", "the remote API's private key (PEM)")
 	f.StringSliceVar(&o.remote.Hosts, "api-host", nil, "names and addresses the issued certificate covers (default: localhost, loopback and the host name)")
+	addRegistryFlags(f, &o.registry)
 	f.StringVar(&o.proxy, "proxy", "process", "run the ingress as its own process that outlives berth up (process), or inside berth up (inline)")
 	return c
 }

@@ -91,6 +91,7 @@ func (c *converter) convert(p *types.Project, opts Options) *api.Stack {
 			published[key] = name
 		}
 	}
+	c.productionImages(p, st)
 	return st
 }
 

@@ -51,6 +51,9 @@ func (c *converter) extension(spec *api.ServiceSpec, s *types.ServiceConfig, pat
 			c.warn(p+".secrets_as_env", "secrets_as_env puts the service's secrets in its environment, where docker inspect and child processes see them; read /run/secrets/NAME instead if the program can")
 		}
 	}
+	if v, ok := m["update"]; ok {
+		c.berthUpdate(spec, v, p+".update")
+	}
 }
 
 func (c *converter) schedule(spec *api.ServiceSpec, v any, path string) {

@@ -200,6 +200,7 @@ var serviceRules = map[string]rule{
 			"max_p99": ok(), "rollback_window": ok(), "deadline": ok(), "max_surge": ok(), "max_unavailable": ok(), "stability": ok()}),
 		"security":       okSub(map[string]rule{"keep_default_capabilities": ok(), "allow_new_privileges": ok()}),
 		"secrets_as_env": checked(), // true or false, warned
+		"update":         okSub(map[string]rule{"follow": ok(), "approval": ok(), "interval": ok()}),
 	}),
 
 	"container_name":     warn("container_name is ignored: berth names containers STACK-SERVICE-SLOT-TASK so replicas and rollouts can coexist"),
@@ -321,7 +322,7 @@ var topRules = map[string]rule{
 	"models":   reject("models are not supported; remove models:"),
 	"jobs":     reject("top-level jobs are not supported; use a service with x-berth.schedule"),
 	"x-berth": okSub(map[string]rule{
-		"environment": ok(),      // the environment's name (a string); nothing reads it yet
+		"environment": ok(),      // the environment's name; production refuses latest and untagged images
 		"trust":       checked(), // {keys: [public key files]}
 	}),
 }

@@ -4,7 +4,6 @@ package daemon
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -21,7 +20,6 @@ import (
 	"github.com/berth-dev/berth/config"
 	"github.com/berth-dev/berth/controller"
 	"github.com/berth-dev/berth/ingress"
-	"github.com/berth-dev/berth/runtime"
 	"github.com/berth-dev/berth/runtime/docker"
 	"github.com/berth-dev/berth/server"
 	"github.com/berth-dev/berth/store"
@@ -40,6 +38,8 @@ type Config struct {
 	Defaults agent.Defaults
 	// Ingress is what the ingress listens on.
 	Ingress IngressConfig
+	// Registry is the embedded registry.
+	Registry RegistryConfig
 	// ProxyProcess runs the ingress as its own process (berth proxy), which
 	// outlives berth up; otherwise it runs inside this process.
 	ProxyProcess bool
@@ -127,6 +127,11 @@ func Up(ctx context.Context, cfg Config) error {
 		nodeName, _ = os.Hostname()
 	}
 
+	dlv, err := openDelivery(ctx, cfg, drv, log)
+	if err != nil {
+		return err
+	}
+	defer dlv.close()
 	hooks, ingressAddr, ingressParts, closeIngress, err := startIngress(ctx, cfg, log)
 	if err != nil {
 		return err
@@ -139,7 +144,7 @@ func Up(ctx context.Context, cfg Config) error {
 	}
 	maint := newMaintenance(cfg, st, drv, clusterID, nodeID, log)
 	acfg := agent.Config{ClusterID: clusterID, NodeID: nodeID, NodeName: nodeName, Defaults: cfg.Defaults,
-		Secrets: sec.vault, SecretFiles: sec.files}
+		Secrets: sec.vault, SecretFiles: sec.files, PullImage: dlv.pull}
 	maint.agentConfig(&acfg)
 	ag := agent.New(acfg, st, drv, log.With("component", "agent"), hooks)
 	maint.hk.Wedged = func() bool { return ag.EngineHealth().State == api.EngineWedged }
@@ -147,7 +152,7 @@ func Up(ctx context.Context, cfg Config) error {
 	orch := controller.NewOrchestrator(st, hooks, log.With("component", "orchestrator"))
 	orch.ProbeThrough(ingressAddr)
 	srv := server.New(server.Config{ClusterID: clusterID, Version: cfg.Version, Commit: cfg.Commit, Engine: info.Version, Ingress: ingressAddr},
-		st, imageResolver{drv}, ag, jobs, log.With("component", "api"))
+		st, dlv, ag, jobs, log.With("component", "api"))
 	srv.SetMaintenance(maint)
 	srv.SetSecurity(sec.server(cfg, drv))
 
@@ -158,12 +163,13 @@ func Up(ctx context.Context, cfg Config) error {
 	}
 	defer opsPart.close()
 	srv.SetOps(opsPart.serverOps())
+	srv.SetRegistry(dlv)
 
 	ln, err := listenUnix(cfg.Socket)
 	if err != nil {
 		return err
 	}
-	log.Info("berth is up", "socket", cfg.Socket, "data", cfg.DataDir, "cluster", clusterID, "node", nodeID, "engine", info.Version)
+	log.Info("berth is up", "socket", cfg.Socket, "data", cfg.DataDir, "cluster", clusterID, "node", nodeID, "engine", info.Version, "registry", dlv.addr())
 	if cfg.Ready != nil {
 		close(cfg.Ready)
 	}
@@ -185,6 +191,9 @@ func Up(ctx context.Context, cfg Config) error {
 	}
 	if err := sec.remoteParts(ctx, cfg, srv, parts, log); err != nil {
 		return err
+	}
+	for name, f := range dlv.parts(st, srv) {
+		parts[name] = f
 	}
 	var sup supervisor
 	sup.run(ctx, log, parts)
@@ -234,22 +243,6 @@ func startIngress(ctx context.Context, cfg Config, log *slog.Logger) (ingressHoo
 		parts["ingress-"+name] = f
 	}
 	return ctl, addr, parts, func() { ctl.Close() }, nil
-}
-
-// imageResolver pins image references through the local engine.
-type imageResolver struct{ drv runtime.Driver }
-
-func (r imageResolver) ResolveImage(ctx context.Context, ref string) (string, error) {
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	img, err := r.drv.ImageInspect(ctx, ref)
-	switch {
-	case errors.Is(err, runtime.ErrUnreachable):
-		return "", fmt.Errorf("%w: %v", api.ErrUnavailable, err)
-	case err != nil:
-		return "", err
-	}
-	return img.ID, nil
 }
 
 // identity reads DataDir/name or creates it. agree, when set, reconciles a

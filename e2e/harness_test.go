@@ -68,7 +68,7 @@ func (b *berth) start() {
 	b.mu.Lock()
 	b.logs = &bytes.Buffer{}
 	args := []string{"up", "--data-dir", b.dir, "--log-level", "debug",
-		"--http-addr", "127.0.0.1:0", "--publish-host", "127.0.0.1", "--drain-timeout", "10s"}
+		"--http-addr", "127.0.0.1:0", "--publish-host", "127.0.0.1", "--drain-timeout", "10s", "--registry-addr", "127.0.0.1:0"}
 	cmd := exec.Command(berthBin, append(args, b.extra...)...)
 	cmd.Stdout = syncWriter{&b.mu, b.logs}
 	cmd.Stderr = syncWriter{&b.mu, b.logs}
@@ -151,7 +151,7 @@ func (w syncWriter) Write(p []byte) (int, error) {
 func (b *berth) cli(args ...string) (string, int) {
 	b.t.Helper()
 	cmd := exec.Command(berthBin, args...)
-	cmd.Env = append(os.Environ(), "BERTH_HOST=unix://"+filepath.Join(b.dir, "berth.sock"))
+	cmd.Env = append(os.Environ(), "BERTH_HOST=unix://"+filepath.Join(b.dir, "berth.sock"), "BERTH_DATA_DIR="+b.dir)
 	out, err := cmd.CombinedOutput()
 	code := 0
 	if ee, ok := err.(*exec.ExitError); ok {

@@ -4,3 +4,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 go run ./bench/core "$@"
+go run ./bench/registry
+go run ./bench/autoupdate

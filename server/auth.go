@@ -93,6 +93,11 @@ var policies = map[string]policy{
 	"PUT /v1/stacks/{stack}/secrets/{name}":            {api.RoleDeployer, scopeStack},
 	"DELETE /v1/stacks/{stack}/secrets/{name}":         {api.RoleDeployer, scopeStack},
 
+	"POST /v1/stacks/{stack}/services/{service}/update/approve": {api.RoleDeployer, scopeStack},
+	// The registry's credential can push to every repository: cluster admins only.
+	"GET /v1/registry":     {api.RoleAdmin, scopeCluster},
+	"POST /v1/registry/gc": {api.RoleAdmin, scopeCluster},
+
 	"GET /v1/audit":               {api.RoleAdmin, scopeTenant},
 	"GET /v1/audit/host":          {api.RoleAdmin, scopeCluster},
 	"POST /v1/secrets/rotate-key": {api.RoleAdmin, scopeCluster},

@@ -48,6 +48,7 @@ type Server struct {
 	log      *slog.Logger
 	jobs     *controller.Jobs
 	maint    Maintenance
+	registry RegistryOps
 	stackMu  sync.Mutex
 	stackLks map[string]*sync.Mutex
 	ops      Ops
@@ -82,6 +83,7 @@ func (s *Server) Handler() http.Handler {
 	s.opsRoutes(mux)
 	s.maintenanceRoutes(mux)
 	s.securityRoutes(mux)
+	s.deliveryRoutes(mux)
 	mux.HandleFunc("/", s.wrap(func(w http.ResponseWriter, r *http.Request) (any, error) {
 		return nil, api.NotFoundf("no API route %s %s; see `berth --help`", r.Method, r.URL.Path)
 	}))

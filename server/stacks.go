@@ -100,15 +100,15 @@ func (s *Server) resolveImages(ctx context.Context, st *api.Stack) error {
 	sort.Strings(names)
 	for _, n := range names {
 		svc := st.Services[n]
-		id, err := s.images.ResolveImage(ctx, svc.Image)
+		pin, err := s.pinImage(ctx, svc.Image)
 		if err != nil {
 			if errors.Is(err, api.ErrUnavailable) {
-				return err
+				return fmt.Errorf("service %q: %w; nothing was deployed", n, err)
 			}
 			errs = append(errs, fmt.Sprintf("service %q: %v", n, err))
 			continue
 		}
-		svc.ImageID = id
+		svc.ImageID, svc.ImageDigest = pin.ID, pin.Digest
 	}
 	if len(errs) > 0 {
 		return fmt.Errorf("%w: %s; nothing was deployed", api.ErrInvalid, strings.Join(errs, "; "))
@@ -219,6 +219,7 @@ func (s *Server) stackStatus(w http.ResponseWriter, r *http.Request) (any, error
 			return nil, err
 		}
 		ss := api.ServiceStatus{Name: svc.Name, Revision: svc.Revision, Image: rev.Spec.Image, ImageID: rev.Spec.ImageID,
+			ImageDigest: rev.Spec.ImageDigest, PendingUpdate: svc.PendingUpdate,
 			Replicas: svc.Replicas, Stopped: svc.Stopped, Schedule: rev.Spec.Schedule, Rollout: svc.Rollout, History: svc.History, Tasks: []api.TaskView{}}
 		for _, v := range views {
 			if v.Task.Service != svc.Name {

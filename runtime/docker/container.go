@@ -119,6 +119,8 @@ func containerConfig(spec runtime.ContainerSpec) (*container.Config, *container.
 	switch {
 	case spec.HostNetwork:
 		hc.NetworkMode = network.NetworkHost
+	case spec.Network == network.NetworkNone:
+		hc.NetworkMode = network.NetworkNone
 	case spec.Network != "":
 		hc.NetworkMode = container.NetworkMode(spec.Network)
 		nc = &network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{

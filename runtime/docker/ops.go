@@ -170,13 +170,6 @@ func (d *Driver) CopyFrom(ctx context.Context, id, path string) (io.ReadCloser, 
 	return readCloser{rc, cancel}, nil
 }
 
-type readCloser struct {
-	io.ReadCloser
-	cancel context.CancelFunc
-}
-
-func (r readCloser) Close() error { err := r.ReadCloser.Close(); r.cancel(); return err }
-
 // CopyTo extracts a tar stream into path of a container. ctx bounds the
 // whole copy (the stream can be large).
 func (d *Driver) CopyTo(ctx context.Context, id, path string, tar io.Reader) error {
