@@ -506,7 +506,7 @@ func (a *Agent) cleanupNetworks(ctx context.Context, desired map[string]api.Task
 			continue
 		}
 		rctx, cancel := a.engineCtx(ctx)
-		err := a.drv.RemoveNetwork(rctx, n.Name)
+		err := a.drv.RemoveNetwork(rctx, n.ID)
 		cancel()
 		if err == nil {
 			a.mu.Lock()

@@ -28,9 +28,17 @@ const (
 	// minSamples is how many requests a revision needs before its error
 	// rate can fail a step early, or its latency be judged at all.
 	minSamples = 20
-	// latencySlack absorbs the histogram's bucket width when the new p99
-	// is compared with twice the old one.
-	latencySlack = 25 * time.Millisecond
+	// minLatencySamples is how many requests the previous revision needs
+	// to be the baseline of the latency gate: below 100 its p99 is its
+	// fastest-looking slowest request, and a new revision is judged
+	// against a lucky few.
+	minLatencySamples = 100
+	// latencySlack absorbs the histogram's bucket width and the scheduling
+	// noise of a busy host (tens of milliseconds at p99 on two loaded
+	// cores) when the new p99 is compared with twice the old one: the
+	// relative gate is for regressions a user notices. Tighter bounds are
+	// the service's max_p99.
+	latencySlack = 100 * time.Millisecond
 )
 
 // CheckRollout judges a service's rollout in progress. Rolling: done once
@@ -209,7 +217,7 @@ func judge(up api.UpdatePolicy, w Window, step int, now time.Time) []api.GateRes
 			lat.Passed = false
 			lat.Detail += fmt.Sprintf(" above the %s bound", bound)
 		}
-		if o.Requests >= minSamples {
+		if o.Requests >= minLatencySamples {
 			op99 := o.Quantile(0.99)
 			lat.Detail += fmt.Sprintf(" (previous revision %s)", op99.Round(time.Millisecond))
 			if p99 > 2*op99+latencySlack {

@@ -211,6 +211,8 @@ func TestCheckCanary(t *testing.T) {
 		{desc: "the old revision's own errors are the baseline", svc: watched(), win: &Window{New: stats(100, 10, 3*time.Millisecond), Old: stats(500, 50, 3*time.Millisecond)}, now: t0.Add(30 * time.Second), state: "step"},
 		{desc: "twice as slow fails the latency gate", svc: watched(), win: &Window{New: stats(50, 0, 400*time.Millisecond), Old: stats(500, 0, 3*time.Millisecond)}, now: t0.Add(30 * time.Second),
 			state: api.RolloutRolledBack, reason: "latency gate failed"},
+		{desc: "a baseline of few requests judges no latency", svc: watched(), win: &Window{New: stats(3745, 0, 43*time.Millisecond), Old: stats(24, 0, 2*time.Millisecond)}, now: t0.Add(30 * time.Second), state: "step"},
+		{desc: "scheduling noise within the slack passes", svc: watched(), win: &Window{New: stats(500, 0, 60*time.Millisecond), Old: stats(500, 0, 3*time.Millisecond)}, now: t0.Add(30 * time.Second), state: "step"},
 		{desc: "slow is judged only at the end of the interval", svc: watched(), win: &Window{New: stats(50, 0, 400*time.Millisecond), Old: stats(500, 0, 3*time.Millisecond)}, now: t0.Add(5 * time.Second)},
 		{desc: "the p99 bound", svc: watched(), win: &Window{New: stats(50, 0, 2*time.Second)}, now: t0.Add(30 * time.Second),
 			state: api.RolloutRolledBack, reason: "above the 1s bound"},

@@ -63,7 +63,7 @@ func TestUpDeployRemove(t *testing.T) {
 			}
 			ns, _ := drv.ListNetworks(cctx, map[string]string{api.LabelCluster: cluster})
 			for _, n := range ns {
-				_ = drv.RemoveNetwork(cctx, n.Name)
+				_ = drv.RemoveNetwork(cctx, n.ID)
 			}
 		}
 		os.RemoveAll(dir)

@@ -332,7 +332,7 @@ func cleanupCluster(t *testing.T, cluster string) {
 	}
 	nets, _ := drv.ListNetworks(ctx, labels)
 	for _, n := range nets {
-		if err := drv.RemoveNetwork(ctx, n.Name); err != nil {
+		if err := drv.RemoveNetwork(ctx, n.ID); err != nil {
 			t.Logf("cleanup: remove network %s: %v", n.Name, err)
 		}
 	}

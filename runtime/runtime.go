@@ -32,7 +32,10 @@ type Driver interface {
 	// or returns the ID of an existing one. An existing network whose labels
 	// lack any of the given labels is not ours: ErrConflict.
 	EnsureNetwork(ctx context.Context, name string, labels map[string]string, internal bool) (string, error)
-	RemoveNetwork(ctx context.Context, name string) error
+	// RemoveNetwork removes a network by ID or name; callers holding a
+	// listing pass the ID, which stays unambiguous if a name was ever
+	// created twice.
+	RemoveNetwork(ctx context.Context, nameOrID string) error
 	// ListNetworks returns networks carrying all the given labels.
 	ListNetworks(ctx context.Context, labels map[string]string) ([]Network, error)
 

@@ -158,7 +158,7 @@ func cleanup(drv *docker.Driver, labels map[string]string) {
 	wg.Wait()
 	nets, _ := drv.ListNetworks(ctx, labels)
 	for _, n := range nets {
-		if err := drv.RemoveNetwork(ctx, n.Name); err != nil {
+		if err := drv.RemoveNetwork(ctx, n.ID); err != nil {
 			fmt.Fprintln(os.Stderr, "cleanup:", err)
 		}
 	}

@@ -151,7 +151,7 @@ func cleanup(drv *docker.Driver, labels map[string]string) {
 	}
 	nets, _ := drv.ListNetworks(ctx, labels)
 	for _, n := range nets {
-		_ = drv.RemoveNetwork(ctx, n.Name)
+		_ = drv.RemoveNetwork(ctx, n.ID)
 	}
 }
 

@@ -3,7 +3,10 @@ package docker
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
+	"net"
+	"net/http"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -463,5 +466,47 @@ func TestBuildScratchImage(t *testing.T) {
 	cancel()
 	if _, err := BuildScratchImage(cancelled, e.d, tag+"-x", testBinary, nil, nil); !errors.Is(err, context.Canceled) {
 		t.Fatalf("build with a cancelled ctx: %v, want context.Canceled", err)
+	}
+}
+
+// A network name created twice (engine 20.10's duplicate check is not
+// atomic) is ambiguous to every call by name: ensure keeps the oldest of
+// ours and removes the other.
+func TestNetworkEnsureHealsDuplicateName(t *testing.T) {
+	e := newEnv(t)
+	name := e.name("dup")
+	var ids []string
+	for i := 0; i < 2; i++ {
+		// The moby client always asks old engines to check duplicates;
+		// the raw API lets the test make the duplicate the race makes.
+		body, _ := json.Marshal(map[string]any{"Name": name, "CheckDuplicate": false, "Labels": e.labels})
+		req, _ := http.NewRequestWithContext(e.ctx, http.MethodPost, "http://engine/v1.41/networks/create", bytes.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		hc := http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			return (&net.Dialer{}).DialContext(ctx, "unix", "/var/run/docker.sock")
+		}}}
+		resp, err := hc.Do(req)
+		if err != nil {
+			t.Fatalf("raw engine API: %v", err)
+		}
+		var out struct{ ID string }
+		_ = json.NewDecoder(resp.Body).Decode(&out)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusCreated {
+			t.Fatalf("raw network create: %s", resp.Status)
+		}
+		ids = append(ids, out.ID)
+		time.Sleep(10 * time.Millisecond)
+	}
+	id, err := e.d.EnsureNetwork(e.ctx, name, e.labels, false)
+	if err != nil || id != ids[0] {
+		t.Fatalf("ensure over a duplicate name = %s, %v; want the oldest, %s", id, err, ids[0])
+	}
+	ns, err := e.d.ListNetworks(e.ctx, e.labels)
+	if err != nil || len(ns) != 1 || ns[0].ID != ids[0] {
+		t.Fatalf("networks after ensure = %+v, %v; want only %s", ns, err, ids[0])
+	}
+	if err := e.d.RemoveNetwork(e.ctx, id); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -132,7 +132,7 @@ func (e *env) cleanup() {
 	}
 	ns, _ := e.d.ListNetworks(ctx, own)
 	for _, n := range ns {
-		if err := e.d.RemoveNetwork(ctx, n.Name); err != nil && !errors.Is(err, runtime.ErrNotFound) {
+		if err := e.d.RemoveNetwork(ctx, n.ID); err != nil && !errors.Is(err, runtime.ErrNotFound) {
 			e.t.Errorf("cleanup: %v", err)
 		}
 	}

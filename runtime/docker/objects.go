@@ -3,8 +3,10 @@ package docker
 import (
 	"context"
 	"fmt"
+	"sort"
 
 	cerrdefs "github.com/containerd/errdefs"
+	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/api/types/network"
 	"github.com/docker/docker/api/types/volume"
 
@@ -37,33 +39,51 @@ func (d *Driver) EnsureNetwork(ctx context.Context, name string, labels map[stri
 }
 
 // ownNetwork returns the ID of network name if it carries labels; an
-// absent network is the engine's not-found error, unwrapped.
+// absent network is the engine's not-found error, unwrapped. Engine 20.10
+// can end up with two networks of one name (a create that timed out on
+// our side but went through, then a retry): the name is then ambiguous to
+// every call that uses it, so the oldest of ours is kept and the other
+// empty ones of ours are removed.
 func (d *Driver) ownNetwork(ctx context.Context, name string, labels map[string]string) (string, error) {
-	n, err := d.cli.NetworkInspect(ctx, name, network.InspectOptions{})
+	// The name filter matches substrings: exact names are picked below.
+	list, err := d.cli.NetworkList(ctx, network.ListOptions{Filters: filters.NewArgs(filters.Arg("name", name))})
 	if err != nil {
-		if cerrdefs.IsNotFound(err) {
-			return "", err
-		}
-		return "", d.wrap("inspect network "+name, err)
+		return "", d.wrap("list networks named "+name, err)
 	}
 	d.ok()
-	if n.Name != name {
-		// The engine also resolves ID prefixes: that is another network.
-		return "", cerrdefs.ErrNotFound
+	var ours []network.Summary
+	foreign := false
+	for _, n := range list {
+		switch {
+		case n.Name != name:
+		case hasLabels(n.Labels, labels):
+			ours = append(ours, n)
+		default:
+			foreign = true
+		}
 	}
-	if !hasLabels(n.Labels, labels) {
+	switch {
+	case len(ours) == 0 && foreign:
 		return "", fmt.Errorf("ensure network %s: %w: network %s exists and was not created by this berth cluster; remove or rename it (docker network rm %s)",
 			name, runtime.ErrConflict, name, name)
+	case len(ours) == 0:
+		return "", cerrdefs.ErrNotFound
 	}
-	return n.ID, nil
+	sort.Slice(ours, func(i, j int) bool { return ours[i].Created.Before(ours[j].Created) })
+	for _, dup := range ours[1:] {
+		if err := d.cli.NetworkRemove(ctx, dup.ID); err != nil {
+			d.log.Warn("remove duplicate network", "network", name, "id", dup.ID, "err", err)
+		}
+	}
+	return ours[0].ID, nil
 }
 
-// RemoveNetwork removes a network by name. One with running containers
-// attached is refused by the engine (runtime.ErrEngine).
-func (d *Driver) RemoveNetwork(ctx context.Context, name string) error {
+// RemoveNetwork removes a network by ID or name. One with running
+// containers attached is refused by the engine (runtime.ErrEngine).
+func (d *Driver) RemoveNetwork(ctx context.Context, nameOrID string) error {
 	ctx, cancel := d.call(ctx)
 	defer cancel()
-	return d.wrap("remove network "+name, d.cli.NetworkRemove(ctx, name))
+	return d.wrap("remove network "+nameOrID, d.cli.NetworkRemove(ctx, nameOrID))
 }
 
 // ListNetworks returns networks carrying all the labels.

@@ -320,6 +320,11 @@ func (d *Driver) RemoveNetwork(ctx context.Context, name string) error {
 		return err
 	}
 	defer d.mu.Unlock()
+	for _, n := range d.nets {
+		if n.ID == name {
+			name = n.Name
+		}
+	}
 	if _, ok := d.nets[name]; !ok {
 		return fmt.Errorf("remove network %s: %w", name, runtime.ErrNotFound)
 	}
