@@ -2,12 +2,14 @@ package cli
 
 import (
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/berth-dev/berth/api"
 	"github.com/berth-dev/berth/daemon"
 	"github.com/berth-dev/berth/pipeline"
 	"github.com/berth-dev/berth/runtime/docker"
@@ -46,6 +48,12 @@ The tags are printed, the commit's first.`,
 			}
 			if !quiet {
 				opts.Progress = g.stderr
+			}
+			// Images built beside a berth cluster carry its label, so its
+			// housekeeping may collect them once dangling (and never
+			// anyone else's).
+			if id, err := os.ReadFile(filepath.Join(daemon.DefaultDataDir(), "cluster-id")); err == nil {
+				opts.Labels = map[string]string{api.LabelCluster: strings.TrimSpace(string(id))}
 			}
 			eng, err := engine()
 			if err != nil {

@@ -20,6 +20,7 @@ import (
 	"github.com/berth-dev/berth/config"
 	"github.com/berth-dev/berth/controller"
 	"github.com/berth-dev/berth/ingress"
+	"github.com/berth-dev/berth/metrics"
 	"github.com/berth-dev/berth/runtime/docker"
 	"github.com/berth-dev/berth/server"
 	"github.com/berth-dev/berth/store"
@@ -156,8 +157,10 @@ func Up(ctx context.Context, cfg Config) error {
 	srv.SetMaintenance(maint)
 	srv.SetSecurity(sec.server(cfg, drv))
 
+	nodeMetrics := metrics.NodeSources{Engine: ag.EngineHealth}
+	maint.metricSources(&nodeMetrics)
 	opsPart, opsParts, err := startOps(cfg, opsDeps{cluster: clusterID, node: nodeID, nodeName: nodeName,
-		drv: drv, store: st, traffic: hooks, ingressAddr: ingressAddr}, log)
+		drv: drv, store: st, traffic: hooks, ingressAddr: ingressAddr, nodeMetrics: nodeMetrics}, log)
 	if err != nil {
 		return err
 	}

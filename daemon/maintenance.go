@@ -18,6 +18,7 @@ import (
 	"github.com/berth-dev/berth/backup"
 	"github.com/berth-dev/berth/config"
 	"github.com/berth-dev/berth/housekeeping"
+	"github.com/berth-dev/berth/metrics"
 	"github.com/berth-dev/berth/runtime"
 	"github.com/berth-dev/berth/runtime/docker"
 	"github.com/berth-dev/berth/store"
@@ -59,6 +60,27 @@ func (o *maintenance) agentConfig(c *agent.Config) {
 	if !o.cfg.Watchdog.Disabled {
 		wd := o.cfg.Watchdog
 		c.Watchdog = &wd
+	}
+}
+
+// metricSources are the housekeeper's and the notifiers' readings for
+// /metrics.
+func (o *maintenance) metricSources(src *metrics.NodeSources) {
+	src.Disk = func() metrics.Disk {
+		s := o.hk.Status()
+		d := metrics.Disk{Used: s.Used, Budget: s.Budget, HostUsed: s.DiskUsed, HostTotal: s.DiskTotal, LastFreed: s.LastFreed}
+		if !s.LastRun.IsZero() {
+			d.LastRun = s.LastRun.Unix()
+		}
+		return d
+	}
+	src.Notifiers = func() []metrics.Notifier {
+		var out []metrics.Notifier
+		for _, n := range o.alerts.Notifiers() {
+			name, sent, failed, dropped := n.Stats()
+			out = append(out, metrics.Notifier{Name: name, Sent: sent, Failed: failed, Dropped: dropped})
+		}
+		return out
 	}
 }
 

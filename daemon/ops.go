@@ -51,6 +51,7 @@ type opsDeps struct {
 	store                   *store.Store
 	traffic                 metrics.Traffic
 	ingressAddr             string
+	nodeMetrics             metrics.NodeSources
 }
 
 // startOps opens the log store and builds the collector, the sinks, the
@@ -95,6 +96,7 @@ func startOps(cfg Config, d opsDeps, log *slog.Logger) (*ops, map[string]func(co
 		o.Metrics, d.drv, d.traffic, d.store)
 	metrics.RegisterIngress(o.Metrics, d.traffic)
 	metrics.RegisterLogs(o.Metrics, st, o.ship, o.collect.Lines)
+	metrics.RegisterNode(o.Metrics, d.nodeMetrics)
 	events := metrics.NewEventCounter(o.Metrics, d.store, d.node)
 
 	parts := map[string]func(context.Context) error{

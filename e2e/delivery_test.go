@@ -44,9 +44,9 @@ func TestDeliveryPipeline(t *testing.T) {
 	if len(refs) != 2 || refs[0] != repo+":"+short || refs[1] != repo+":stable" {
 		t.Fatalf("build tagged %v, want [%s:%s %s:stable]", refs, repo, short, repo)
 	}
-	labels, err := exec.Command("docker", "image", "inspect", "-f", `{{index .Config.Labels "org.opencontainers.image.revision"}} {{index .Config.Labels "org.opencontainers.image.created"}}`, refs[0]).Output()
-	if err != nil || !strings.HasPrefix(string(labels), commit+" 20") {
-		t.Fatalf("labels %q (%v), want revision %s and a creation time", labels, err, commit)
+	labels, err := exec.Command("docker", "image", "inspect", "-f", `{{index .Config.Labels "org.opencontainers.image.revision"}} {{index .Config.Labels "io.berth.cluster"}} {{index .Config.Labels "org.opencontainers.image.created"}}`, refs[0]).Output()
+	if err != nil || !strings.HasPrefix(string(labels), commit+" "+b.cluster+" 20") {
+		t.Fatalf("labels %q (%v), want revision %s, cluster %s (housekeeping collects it once dangling) and a creation time", labels, err, commit, b.cluster)
 	}
 	// A change in the tree marks the build dirty.
 	if err := os.WriteFile(filepath.Join(src, "ctx/keep.txt"), []byte("changed\n"), 0o644); err != nil {

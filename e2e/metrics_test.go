@@ -85,6 +85,8 @@ func TestMetricsTopAndMonitors(t *testing.T) {
 			`berth_monitor_probe_duration_seconds_bucket{node=`,
 			`berth_log_store_bytes{node=`,
 			`berth_log_lines_collected_total{node=`,
+			`berth_engine_state{node=`,
+			`berth_engine_probe_seconds{call="ping",node=`,
 		} {
 			if !strings.Contains(out, want) {
 				return false, "missing " + want

@@ -98,6 +98,15 @@ func TestMetricsExposition(t *testing.T) {
 	ls.Append("shop", []api.LogLine{{Time: time.Now(), Service: "web", Task: "t1", Line: "hello"}})
 	ls.Flush()
 	RegisterLogs(reg, ls, logs.NewShipper(logs.ShipperConfig{}, nil), func() uint64 { return 1 })
+	RegisterNode(reg, NodeSources{
+		Engine: func() api.EngineHealth {
+			return api.EngineHealth{State: api.EngineSlow, Latency: map[string]float64{"ping": 2500, "list": 12}}
+		},
+		Disk: func() Disk {
+			return Disk{Used: 5 << 30, Budget: 10 << 30, HostUsed: 40 << 30, HostTotal: 100 << 30, LastRun: 1_800_000_000, LastFreed: 1 << 20}
+		},
+		Notifiers: func() []Notifier { return []Notifier{{Name: "ops", Sent: 3, Failed: 1, Dropped: 0}} },
+	})
 	NewEventCounter(reg, nil, "n1").count(context.Background(), api.Event{Type: "task.oom", Stack: "shop", Service: "web", Node: "n1"})
 
 	ctx := context.Background()
