@@ -28,7 +28,9 @@ import (
 // with --volumes. Nothing foreign is touched.
 func TestGCCollectsOnlyBerthObjects(t *testing.T) {
 	t.Parallel()
-	b := startBerth(t)
+	// Untagged images are spared while a build may still be making them:
+	// 2 s here instead of the default 10 minutes.
+	b := startBerth(t, "--config", writeConfig(t, "housekeeping: {dangling_min_age: 2s}\n"))
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	cli := drv.Client()
@@ -97,6 +99,7 @@ volumes:
 	dtag := fmt.Sprintf("berth-test/gc:%s-dangling", testLabel)
 	dangling := build(dtag, map[string]string{api.LabelCluster: b.cluster, "d": "1"})
 	build(dtag, map[string]string{api.LabelCluster: b.cluster, "d": "2"}) // the first is dangling now
+	time.Sleep(3 * time.Second) // past dangling_min_age (image times have 1 s resolution)
 
 	gc := func(args ...string) api.GCReport {
 		t.Helper()
@@ -227,7 +230,7 @@ func TestAutomaticCollectionOverBudget(t *testing.T) {
 	t.Parallel()
 	hook := newHookReceiver(t)
 	cfg := writeConfig(t, fmt.Sprintf(`
-housekeeping: {budget: 1k, interval: 1s, disk_threshold: -1}
+housekeeping: {budget: 1k, interval: 1s, disk_threshold: -1, dangling_min_age: 20s}
 alerts:
   notifiers:
     - {name: test, type: webhook, url: %q}
@@ -260,7 +263,7 @@ alerts:
 	if !strings.Contains(fired.Alert.LastEvent.Message, "over the budget of 1KiB") {
 		t.Errorf("alert %+v", fired.Alert)
 	}
-	waitFor(t, time.Minute, "berth's dangling image collected", func() (bool, string) {
+	waitFor(t, 2*time.Minute, "berth's dangling image collected", func() (bool, string) {
 		_, err := drv.Client().ImageInspect(ctx, own)
 		return err != nil, "still there"
 	})

@@ -79,7 +79,7 @@ func TestFailingRevisionRollsBack(t *testing.T) {
 	// A revision that is healthy for 2 s, then exits: it never ran for the
 	// stability time (5 s for a service without routes or ports), so it
 	// never counted as ready and the old tasks were never replaced.
-	out, code = b.cli("deploy", "-f", writeCompose(t, rolloutStack(`["-exit", "1", "-after", "2s"]`, "60s")), "--stack", "rb", "--timeout", "90s")
+	out, code = b.cli("deploy", "-f", writeCompose(t, rolloutStack(`["-exit", "1", "-after", "2s", "-serve"]`, "60s")), "--stack", "rb", "--timeout", "90s")
 	if code == 0 || !strings.Contains(out, "rolled back") || !strings.Contains(out, "exited with code 1") {
 		t.Fatalf("deploy of a revision that dies after 2 s: exit %d\n%s", code, out)
 	}

@@ -28,13 +28,19 @@ type Config struct {
 	// long. Build cache carries no labels, so this is the engine's whole
 	// cache (it only costs rebuild time): it is off by default.
 	BuildCacheMaxAge time.Duration `yaml:"build_cache_max_age"`
+	// DanglingMinAge is how old an untagged image berth built must be
+	// before it is collected (default 10m): a build in progress commits
+	// untagged images step by step, and collecting one under it fails
+	// the build.
+	DanglingMinAge time.Duration `yaml:"dangling_min_age"`
 }
 
 // Defaults.
 const (
-	DefaultKeepRevisions = 5
-	DefaultInterval      = 5 * time.Minute
-	DefaultDiskThreshold = 85
+	DefaultKeepRevisions  = 5
+	DefaultInterval       = 5 * time.Minute
+	DefaultDiskThreshold  = 85
+	DefaultDanglingMinAge = 10 * time.Minute
 )
 
 func (c Config) withDefaults() Config {
@@ -47,6 +53,9 @@ func (c Config) withDefaults() Config {
 	if c.DiskThreshold == 0 {
 		c.DiskThreshold = DefaultDiskThreshold
 	}
+	if c.DanglingMinAge <= 0 {
+		c.DanglingMinAge = DefaultDanglingMinAge
+	}
 	return c
 }
 
@@ -57,7 +66,7 @@ func (c Config) Validate() error {
 		return api.Invalidf("housekeeping.keep_revisions %d: use 1 or more", c.KeepRevisions)
 	case c.DiskThreshold < -1 || c.DiskThreshold > 100:
 		return api.Invalidf("housekeeping.disk_threshold %d: use a percentage from 1 to 100 (or -1 for off)", c.DiskThreshold)
-	case c.Interval < 0 || c.BuildCacheMaxAge < 0 || c.Budget < 0:
+	case c.Interval < 0 || c.BuildCacheMaxAge < 0 || c.Budget < 0 || c.DanglingMinAge < 0:
 		return api.Invalidf("housekeeping: interval, budget and build_cache_max_age must not be negative")
 	}
 	return nil

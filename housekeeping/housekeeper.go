@@ -66,7 +66,7 @@ func (h *Housekeeper) Status() Status {
 
 // state gathers what a plan needs. du is the engine's disk usage.
 func (h *Housekeeper) state(ctx context.Context, du runtime.EngineDiskUsage, volumes bool) (State, error) {
-	s := State{Keep: h.cfg.KeepRevisions, InUse: map[string]bool{}, Sizes: map[string]int64{}, CollectVolumes: volumes, Now: time.Now()}
+	s := State{Keep: h.cfg.KeepRevisions, InUse: map[string]bool{}, Sizes: map[string]int64{}, CollectVolumes: volumes, DanglingMinAge: h.cfg.DanglingMinAge, Now: time.Now()}
 	var err error
 	if s.Services, err = h.st.ListServices(ctx, ""); err != nil {
 		return s, err

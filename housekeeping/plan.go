@@ -40,6 +40,9 @@ type State struct {
 	Volumes    []runtime.VolumeUsage
 	// CollectVolumes also collects unreferenced named volumes.
 	CollectVolumes bool
+	// DanglingMinAge spares untagged images younger than this (a build
+	// in progress).
+	DanglingMinAge time.Duration
 	Now            time.Time
 }
 
@@ -156,6 +159,8 @@ func planImages(s State) []api.Collectable {
 			slices.Sort(u.old)
 			reason = fmt.Sprintf("used only by revisions older than the newest %d (%s)", s.Keep, strings.Join(u.old, ", "))
 			stack = u.stack
+		case len(img.RepoTags) == 0 && s.Now.Sub(img.Created) < s.DanglingMinAge:
+			continue // perhaps a step of a build still going
 		case len(img.RepoTags) == 0:
 			reason = "dangling image built by berth"
 		default:

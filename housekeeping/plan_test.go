@@ -58,7 +58,9 @@ func TestPlan(t *testing.T) {
 		{"a task's revision stays", func(s *State) { s.Tasks = []api.Task{{Stack: "shop", Service: "web", Revision: 3}} }, api.ObjectImage, "sha256:web-1,sha256:web-2"},
 		{"an image a kept revision shares stays", func(s *State) { s.Revisions[0].Spec.ImageID = "sha256:web-8" }, api.ObjectImage, "sha256:web-2,sha256:web-3"},
 		{"dangling unreferenced images go, tagged ones stay", func(s *State) {
-			s.Images = append(s.Images, runtime.ImageSummary{ID: "sha256:dangling"}, runtime.ImageSummary{ID: "sha256:built", RepoTags: []string{"shop/web:next"}})
+			s.DanglingMinAge = 10 * time.Minute
+			s.Images = append(s.Images, runtime.ImageSummary{ID: "sha256:dangling", Created: now.Add(-time.Hour)}, runtime.ImageSummary{ID: "sha256:built", RepoTags: []string{"shop/web:next"}},
+				runtime.ImageSummary{ID: "sha256:building", Created: now.Add(-time.Minute)})
 		}, api.ObjectImage, "sha256:dangling,sha256:web-1,sha256:web-2,sha256:web-3"},
 		{"exited containers of gone tasks go, after settling", func(s *State) {
 			s.Tasks = []api.Task{{ID: "live", Stack: "shop", Service: "web", Revision: 8}}

@@ -22,6 +22,7 @@ import (
 func main() {
 	exit := flag.Int("exit", -1, "exit with this code after -after")
 	after := flag.Duration("after", 0, "delay before -exit")
+	serving := flag.Bool("serve", false, "with -exit: serve (and pass health checks) until then")
 	oom := flag.Bool("oom", false, "allocate memory until killed")
 	get := flag.String("get", "", "GET this URL and exit 0 if it answers 200")
 	dial := flag.String("dial", "", "open a TCP connection to host:port and exit 0 if it connects")
@@ -73,6 +74,12 @@ func main() {
 		time.Sleep(*after)
 		fmt.Println("crashing on purpose (PROBE_CRASHES)")
 		os.Exit(3)
+	case *exit >= 0 && *serving:
+		go func() {
+			time.Sleep(*after)
+			fmt.Printf("exiting with %d\n", *exit)
+			os.Exit(*exit)
+		}()
 	case *exit >= 0:
 		time.Sleep(*after)
 		fmt.Printf("exiting with %d\n", *exit)
