@@ -84,12 +84,12 @@ type Agent struct {
 	local   map[string]*taskState       // per-task memory (restart counts, last status)
 	specs   map[revKey]*api.ServiceSpec // immutable revisions, cached
 	stacks  map[string]api.StackRecord
-	nets    map[string]bool // stack networks ensured in this process
-	vols    map[string]bool // volumes ensured in this process
-	jobs    map[string]bool // job containers run by this process
-	ooms    map[string]bool // tasks whose OOM kill event was seen and not yet judged
-	syncing map[string]bool // tasks with a sync goroutine running
-	dirty   map[string]bool // tasks kicked again while syncing
+	nets    map[string]string // stack → its network, ensured in this process
+	vols    map[string]bool   // volumes ensured in this process
+	jobs    map[string]bool   // job containers run by this process
+	ooms    map[string]bool   // tasks whose OOM kill event was seen and not yet judged
+	syncing map[string]bool   // tasks with a sync goroutine running
+	dirty   map[string]bool   // tasks kicked again while syncing
 	// removing holds the containers being drained, stopped and removed
 	// in the background; removals bounds how many at a time.
 	removing map[string]bool
@@ -143,7 +143,7 @@ func New(cfg Config, st *store.Store, drv runtime.Driver, logger *slog.Logger, h
 		local:    map[string]*taskState{},
 		specs:    map[revKey]*api.ServiceSpec{},
 		stacks:   map[string]api.StackRecord{},
-		nets:     map[string]bool{},
+		nets:     map[string]string{},
 		vols:     map[string]bool{},
 		jobs:     map[string]bool{},
 		syncing:  map[string]bool{},
@@ -487,12 +487,16 @@ func (a *Agent) removeOrphan(ctx context.Context, c runtime.Container) {
 // task and no container of this node uses any more.
 func (a *Agent) cleanupNetworks(ctx context.Context, desired map[string]api.Task, containers []runtime.Container) {
 	inUse := map[string]bool{}
+	use := func(stack string) {
+		inUse[networkName(stack)] = true
+		inUse[clusterNetworkName(stack, a.cfg.ClusterID)] = true
+	}
 	for _, t := range desired {
-		inUse[networkName(t.Stack)] = true
+		use(t.Stack)
 	}
 	for _, c := range containers {
 		if s := c.Labels[api.LabelStack]; s != "" {
-			inUse[networkName(s)] = true
+			use(s)
 		}
 	}
 	lctx, cancel := a.engineCtx(ctx)
@@ -510,7 +514,11 @@ func (a *Agent) cleanupNetworks(ctx context.Context, desired map[string]api.Task
 		cancel()
 		if err == nil {
 			a.mu.Lock()
-			delete(a.nets, n.Name)
+			for stack, name := range a.nets {
+				if name == n.Name {
+					delete(a.nets, stack)
+				}
+			}
 			a.mu.Unlock()
 			a.log.Info("removed network", "network", n.Name)
 		}

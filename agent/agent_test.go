@@ -234,3 +234,25 @@ func TestEngineFaultIsReported(t *testing.T) {
 	})
 	h.waitFor("retried and running", func() bool { return h.status("a").State == api.StateRunning })
 }
+
+// A stack network name another cluster holds on the same engine: the
+// agent uses a cluster-qualified name instead, and reports the task's
+// address on it.
+func TestStackNetworkTakenByAnotherCluster(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, func(h *harness) {
+		if _, err := h.drv.EnsureNetwork(context.Background(), "berth_s", map[string]string{api.LabelCluster: "other"}, false); err != nil {
+			t.Fatal(err)
+		}
+	})
+	h.deploy(task("a", 1))
+	h.waitFor("the task running", func() bool { return h.status("a").State == api.StateRunning })
+	cs, _ := h.drv.List(context.Background(), map[string]string{api.LabelTask: "a"})
+	if len(cs) != 1 || cs[0].Addresses["berth_s_c1"] == "" || h.status("a").Address != cs[0].Addresses["berth_s_c1"] {
+		t.Fatalf("container %+v, status address %q: want an address on berth_s_c1", cs, h.status("a").Address)
+	}
+	nets, _ := h.drv.ListNetworks(context.Background(), map[string]string{api.LabelCluster: "other"})
+	if len(nets) != 1 || nets[0].Name != "berth_s" {
+		t.Fatalf("the other cluster's network: %+v", nets)
+	}
+}

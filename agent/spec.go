@@ -35,7 +35,25 @@ func DefaultDefaults() Defaults {
 
 // Engine object names. Networks and volumes are named for the stack;
 // ownership is decided by labels, never by name.
-func networkName(stack string) string        { return "berth_" + stack }
+func networkName(stack string) string { return "berth_" + stack }
+
+// clusterNetworkName is the stack's network when another berth cluster
+// on the same engine holds networkName (two clusters with a stack of one
+// name: a second install, or test runs sharing an engine).
+func clusterNetworkName(stack, cluster string) string {
+	if len(cluster) > 6 {
+		cluster = cluster[:6]
+	}
+	return "berth_" + stack + "_" + cluster
+}
+
+// stackAddress is a container's address on its stack's network.
+func stackAddress(c runtime.Container, stack, cluster string) string {
+	if a, ok := c.Addresses[networkName(stack)]; ok {
+		return a
+	}
+	return c.Addresses[clusterNetworkName(stack, cluster)]
+}
 func volumeName(stack, volume string) string { return stack + "_" + volume }
 func containerName(t api.Task) string {
 	return fmt.Sprintf("%s-%s-%d-%s", t.Stack, t.Service, t.Slot, t.ID)
@@ -125,7 +143,7 @@ func (a *Agent) baseSpec(stack string, spec *api.ServiceSpec, labels, extraEnv m
 	if spec.NetworkMode == "host" {
 		cs.HostNetwork = true
 	} else {
-		cs.Network = networkName(stack)
+		cs.Network = a.stackNetwork(stack)
 		cs.Aliases = append([]string{spec.Name}, spec.Aliases...)
 	}
 	// Least privilege: drop every capability and add back only those the

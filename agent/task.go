@@ -98,7 +98,7 @@ func (a *Agent) syncTask(ctx context.Context, t api.Task, cs []runtime.Container
 			// check's job); until then it must answer from outside.
 			wasReady := st.status.ContainerID == c.ID && st.status.State == api.StateRunning && st.status.StartedAt.Equal(c.StartedAt)
 			switch {
-			case wasReady || probeReady(ctx, spec, c.Addresses[networkName(t.Stack)]):
+			case wasReady || probeReady(ctx, spec, stackAddress(c, t.Stack, a.cfg.ClusterID)):
 				state = api.StateRunning
 			default:
 				state = api.StateStarting
@@ -131,7 +131,7 @@ func (a *Agent) syncTask(ctx context.Context, t api.Task, cs []runtime.Container
 			}
 		}
 		s := api.TaskStatus{ContainerID: c.ID, State: state, Health: c.Health, StartedAt: c.StartedAt,
-			Address: c.Addresses[networkName(t.Stack)], Reason: reason, ExitCode: st.status.ExitCode, OOMKilled: st.status.OOMKilled}
+			Address: stackAddress(c, t.Stack, a.cfg.ClusterID), Reason: reason, ExitCode: st.status.ExitCode, OOMKilled: st.status.OOMKilled}
 		a.report(ctx, t, st, s)
 		if state == api.StateRunning {
 			a.hooks.TaskReady(t, spec, s.Address)
@@ -279,7 +279,7 @@ func (a *Agent) start(ctx context.Context, t api.Task, id string, st *taskState,
 		a.afterFunc(t.ID, probeInterval)
 	}
 	s := api.TaskStatus{ContainerID: id, State: state, Health: c.Health, StartedAt: c.StartedAt,
-		Address: c.Addresses[networkName(t.Stack)]}
+		Address: stackAddress(c, t.Stack, a.cfg.ClusterID)}
 	if restart {
 		s.Reason = lastExit(st.status.Reason)
 		s.ExitCode = st.status.ExitCode
@@ -308,6 +308,16 @@ func (a *Agent) stopContainer(ctx context.Context, t api.Task, c runtime.Contain
 
 // ensureStackObjects creates the stack's network and the named volumes the
 // service mounts, once per process.
+// stackNetwork is the network ensureStackObjects settled on for a stack.
+func (a *Agent) stackNetwork(stack string) string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if n, ok := a.nets[stack]; ok {
+		return n
+	}
+	return networkName(stack)
+}
+
 func (a *Agent) ensureStackObjects(ctx context.Context, stack string, spec *api.ServiceSpec) error {
 	// One at a time: the engine's duplicate-name check for networks is not
 	// atomic, so two tasks of a new stack starting together would each
@@ -316,19 +326,24 @@ func (a *Agent) ensureStackObjects(ctx context.Context, stack string, spec *api.
 	defer a.ensureMu.Unlock()
 	labels := map[string]string{api.LabelCluster: a.cfg.ClusterID, api.LabelStack: stack}
 	if spec.NetworkMode != "host" {
-		name := networkName(stack)
 		a.mu.Lock()
-		done := a.nets[name]
+		_, done := a.nets[stack]
 		a.mu.Unlock()
 		if !done {
 			nctx, cancel := a.engineCtx(ctx)
+			name := networkName(stack)
 			_, err := a.drv.EnsureNetwork(nctx, name, labels, false)
+			if errors.Is(err, runtime.ErrConflict) {
+				name = clusterNetworkName(stack, a.cfg.ClusterID)
+				a.log.Info("stack network name taken by another cluster; using a cluster-qualified one", "stack", stack, "network", name)
+				_, err = a.drv.EnsureNetwork(nctx, name, labels, false)
+			}
 			cancel()
 			if err != nil {
 				return err
 			}
 			a.mu.Lock()
-			a.nets[name] = true
+			a.nets[stack] = name
 			a.mu.Unlock()
 		}
 	}
