@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"sync"
 	"time"
 
@@ -94,6 +95,14 @@ type Agent struct {
 	// in the background; removals bounds how many at a time.
 	removing map[string]bool
 	removals chan struct{}
+	// creating counts containers being created and started; idle is
+	// closed (and replaced) whenever it drops to zero. A removal waits
+	// for it before stopping its container: in a rolling update the
+	// next task's start is what the rollout waits for, and the engine
+	// does one network teardown and one setup faster in turn than at
+	// once.
+	creating int
+	idle     chan struct{}
 	syncs    sync.WaitGroup
 	lastErr  error
 
@@ -455,6 +464,58 @@ func (a *Agent) removeAsync(ctx context.Context, c runtime.Container) {
 	}()
 }
 
+// yieldMax bounds how long a drained container waits for creates.
+const yieldMax = 2 * time.Second
+
+// beginCreate marks a container creation under way; the returned func
+// ends it.
+func (a *Agent) beginCreate() func() {
+	a.mu.Lock()
+	a.creating++
+	a.mu.Unlock()
+	return func() {
+		a.mu.Lock()
+		a.creating--
+		if a.creating == 0 && a.idle != nil {
+			close(a.idle)
+			a.idle = nil
+		}
+		a.mu.Unlock()
+	}
+}
+
+// mayYield reports whether a drained container's stop may wait: its
+// revision replaces start-first and does not use the host's network.
+func (a *Agent) mayYield(ctx context.Context, c runtime.Container) bool {
+	rev, err := strconv.Atoi(c.Labels[api.LabelRevision])
+	if err != nil || c.Labels[api.LabelTask] == "" {
+		return false
+	}
+	spec, err := a.spec(ctx, api.Task{Stack: c.Labels[api.LabelStack], Service: c.Labels[api.LabelService], Revision: rev})
+	return err == nil && spec.Update.Order != api.StopFirst && spec.NetworkMode != "host"
+}
+
+// yieldToCreates waits, at most max, until no container is being created.
+func (a *Agent) yieldToCreates(ctx context.Context, max time.Duration) {
+	a.mu.Lock()
+	if a.creating == 0 {
+		a.mu.Unlock()
+		return
+	}
+	if a.idle == nil {
+		a.idle = make(chan struct{})
+	}
+	idle := a.idle
+	a.mu.Unlock()
+	t := time.NewTimer(max)
+	defer t.Stop()
+	select {
+	case <-idle:
+	case <-t.C:
+	case <-ctx.Done():
+	}
+}
+
 // removeOrphan stops and removes a container of this cluster and node that
 // no task wants any more.
 func (a *Agent) removeOrphan(ctx context.Context, c runtime.Container) {
@@ -465,6 +526,12 @@ func (a *Agent) removeOrphan(ctx context.Context, c runtime.Container) {
 		}
 		if id := c.Labels[api.LabelTask]; id != "" {
 			a.hooks.TaskStopping(ctx, api.Task{ID: id, Stack: c.Labels[api.LabelStack], Service: c.Labels[api.LabelService]})
+		}
+		// Out of traffic now: unless the service replaces stop-first (the
+		// new task may need what this one holds), its stop can wait for
+		// a start under way.
+		if a.mayYield(ctx, c) {
+			a.yieldToCreates(ctx, yieldMax)
 		}
 		sctx, cancel := context.WithTimeout(ctx, grace+a.cfg.CallTimeout)
 		err = a.drv.Stop(sctx, c.ID, grace)

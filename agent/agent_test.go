@@ -124,9 +124,15 @@ func TestCrashLoopBacksOff(t *testing.T) {
 	h.deploy(task("a", 1))
 	h.waitFor("running", func() bool { return h.status("a").State == api.StateRunning })
 	for i := 0; i < 3; i++ {
-		h.waitFor("running again", func() bool { return h.status("a").State == api.StateRunning })
-		_ = h.drv.Crash(h.containerOf("a"), 2)
-		time.Sleep(20 * time.Millisecond)
+		// Running again after the crash before: a status still saying
+		// running from before that crash was read is not enough.
+		h.waitFor("running again", func() bool { s := h.status("a"); return s.State == api.StateRunning && s.Restarts == i })
+		if err := h.drv.Crash(h.containerOf("a"), 2); err != nil {
+			t.Fatalf("crash %d: %v", i+1, err)
+		}
+		if i < 2 {
+			h.waitFor("the restart", func() bool { return h.status("a").Restarts == i+1 })
+		}
 	}
 	h.waitFor("crash loop", func() bool { return h.status("a").State == api.StateCrashLoop })
 	s := h.status("a")

@@ -199,6 +199,7 @@ func (a *Agent) handleExit(ctx context.Context, t api.Task, spec *api.ServiceSpe
 // createAndStart creates the task's container (adopting one left by a crash
 // between create and record) and starts it.
 func (a *Agent) createAndStart(ctx context.Context, t api.Task, spec *api.ServiceSpec, st *taskState) {
+	defer a.beginCreate()()
 	if err := a.ensureStackObjects(ctx, t.Stack, spec); err != nil {
 		a.report(ctx, t, st, api.TaskStatus{State: api.StateFailed, Reason: err.Error()})
 		a.afterFunc(t.ID, 5*time.Second)
