@@ -9,9 +9,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"io"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -20,6 +18,7 @@ import (
 	"time"
 
 	"github.com/berth-dev/berth/bench/internal/host"
+	loadc "github.com/berth-dev/berth/bench/internal/load"
 	"github.com/berth-dev/berth/runtime/docker"
 )
 
@@ -40,8 +39,10 @@ type load struct {
 	firstErr   string
 }
 
-// hammer sends requests from 8 workers until stop is closed.
-func hammer(url string, stop <-chan struct{}) *load {
+// hammer sends requests from 8 workers, each over its own keep-alive
+// connection without retries, until stop is closed. host is the Host
+// header ("" for addr).
+func hammer(addr, host string, stop <-chan struct{}) *load {
 	l := &load{}
 	var mu sync.Mutex
 	var wg sync.WaitGroup
@@ -49,30 +50,22 @@ func hammer(url string, stop <-chan struct{}) *load {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			c := http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 1}}
+			c := &loadc.Conn{Addr: addr, Host: host}
+			defer c.Close()
 			for {
 				select {
 				case <-stop:
 					return
 				default:
 				}
-				resp, err := c.Get(url)
-				ok := err == nil && resp.StatusCode == 200
-				if err == nil {
-					io.Copy(io.Discard, resp.Body)
-					resp.Body.Close()
-				}
+				err := c.Get()
 				mu.Lock()
-				if ok {
+				if err == nil {
 					l.ok++
 				} else {
 					l.failed++
 					if l.firstErr == "" {
-						if err != nil {
-							l.firstErr = err.Error()
-						} else {
-							l.firstErr = resp.Status
-						}
+						l.firstErr = err.Error()
 					}
 				}
 				mu.Unlock()
@@ -84,9 +77,9 @@ func hammer(url string, stop <-chan struct{}) *load {
 }
 
 // measure runs redeploy under load and returns its wall time and the load.
-func measure(url string, redeploy func() error) (time.Duration, *load, error) {
+func measure(t target, redeploy func() error) (time.Duration, *load, error) {
 	stop := make(chan struct{})
-	l := hammer(url, stop)
+	l := hammer(t.addr, t.host, stop)
 	time.Sleep(500 * time.Millisecond)
 	start := time.Now()
 	err := redeploy()
@@ -150,7 +143,7 @@ func run(cycles int, tools []string) error {
 		results = append(results, r)
 	}
 	fmt.Printf("## Rollout under load (issue: zero-downtime delivery) — %s\n\n", time.Now().UTC().Format("2006-01-02"))
-	fmt.Printf("Machine: %s, %d CPUs, Docker Engine 20.10, docker-compose 1.29.2. Command: `go run ./bench/rollout -n %d`. Load: 8 client workers (keep-alive) looping GET / for the whole redeploy, on loopback (Swarm: from a container on the service's overlay network); the redeploy changes an environment variable.\n\n", host.CPUModel(), host.CPUs(), cycles)
+	fmt.Printf("Machine: %s, %d CPUs, Docker Engine 20.10, docker-compose 1.29.2. Command: `go run ./bench/rollout -n %d`. Load: 8 client workers, one keep-alive connection each and no retries (a request on a connection closed under it fails, as with wrk), looping GET / for the whole redeploy, on loopback (berth: through its HTTP ingress with the route.s Host; Swarm: from a container on the service.s overlay network); the redeploy changes an environment variable.\n\n", host.CPUModel(), host.CPUs(), cycles)
 	fmt.Println("| tool | what is replaced | wall time per redeploy (median) | requests | failed |")
 	fmt.Println("|---|---|---|---|---|")
 	for _, r := range results {
@@ -202,7 +195,11 @@ func collect(tool, what string, times []time.Duration, loads []*load) result {
 
 // redeploys deploys version 0, then measures cycles redeploys of versions
 // 1..cycles under load, the same way for every tool.
-func redeploys(tool, what, url string, cycles int, write func(int) error, deploy func() error) (result, error) {
+// target is where the load goes: an address, and the Host header a
+// route needs ("" for none).
+type target struct{ addr, host string }
+
+func redeploys(tool, what string, url target, cycles int, write func(int) error, deploy func() error) (result, error) {
 	if err := write(0); err != nil {
 		return result{}, err
 	}
@@ -225,6 +222,7 @@ func redeploys(tool, what, url string, cycles int, write func(int) error, deploy
 			return result{}, err
 		}
 		times, loads = append(times, took), append(loads, l)
+		fmt.Fprintf(os.Stderr, "%s: redeploy %d took %s, %d requests, %d failed\n", tool, i, took.Round(time.Millisecond), l.ok+l.failed, l.failed)
 		// Whatever the tool left down must answer before the next cycle.
 		if err := waitOK(url); err != nil {
 			return result{}, err
@@ -239,18 +237,17 @@ func freePort() int {
 	return ln.Addr().(*net.TCPAddr).Port
 }
 
-func waitOK(url string) error {
+func waitOK(t target) error {
+	c := &loadc.Conn{Addr: t.addr, Host: t.host, Timeout: time.Second}
+	defer c.Close()
 	deadline := time.Now().Add(60 * time.Second)
 	for time.Now().Before(deadline) {
-		if resp, err := http.Get(url); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return nil
-			}
+		if c.Get() == nil {
+			return nil
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	return fmt.Errorf("%s did not answer", url)
+	return fmt.Errorf("%s (Host %q) did not answer", t.addr, t.host)
 }
 
 func composeRuns(dir string, cycles int) (result, error) {
@@ -278,7 +275,7 @@ services:
 	}
 	defer dc("down", "-t", "1")
 	return redeploys("docker-compose up -d", "1 container (a published port allows one)",
-		fmt.Sprintf("http://127.0.0.1:%d/", port), cycles, write, func() error { return dc("up", "-d") })
+		target{addr: fmt.Sprintf("127.0.0.1:%d", port)}, cycles, write, func() error { return dc("up", "-d") })
 }
 
 func berthRuns(dir, berthBin string, cycles int) (result, error) {
@@ -286,7 +283,8 @@ func berthRuns(dir, berthBin string, cycles int) (result, error) {
 	if err != nil {
 		return result{}, err
 	}
-	up := exec.Command(berthBin, "up", "--data-dir", data, "--http-addr", "off", "--publish-host", "127.0.0.1", "--log-level", "warn", "--proxy", "inline")
+	ingress := fmt.Sprintf("127.0.0.1:%d", freePort())
+	up := exec.Command(berthBin, "up", "--data-dir", data, "--http-addr", ingress, "--https-addr", "off", "--publish-host", "127.0.0.1", "--log-level", "warn", "--proxy", "inline")
 	up.Stdout, up.Stderr = os.Stderr, os.Stderr
 	if err := up.Start(); err != nil {
 		return result{}, err
@@ -313,7 +311,6 @@ func berthRuns(dir, berthBin string, cycles int) (result, error) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	port := freePort()
 	file := filepath.Join(dir, "berth.yaml")
 	write := func(v int) error {
 		return os.WriteFile(file, []byte(fmt.Sprintf(`services:
@@ -321,8 +318,10 @@ func berthRuns(dir, berthBin string, cycles int) (result, error) {
     image: %s
     environment:
       VERSION: v%d
-    ports:
-      - "%d:8080"
+    x-berth:
+      routes:
+        - host: bench.test
+          port: 8080
     deploy:
       replicas: 3
     healthcheck:
@@ -330,8 +329,8 @@ func berthRuns(dir, berthBin string, cycles int) (result, error) {
       interval: 250ms
       timeout: 2s
       retries: 3
-`, image, v, port)), 0o644)
+`, image, v)), 0o644)
 	}
-	return redeploys("berth deploy", "3 replicas, start-first, behind the ingress",
-		fmt.Sprintf("http://127.0.0.1:%d/", port), cycles, write, func() error { return cli("deploy", "-f", file, "--stack", stack) })
+	return redeploys("berth deploy", "3 replicas, start-first, behind the HTTP ingress",
+		target{addr: ingress, host: "bench.test"}, cycles, write, func() error { return cli("deploy", "-f", file, "--stack", stack) })
 }

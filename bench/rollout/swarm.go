@@ -51,7 +51,7 @@ func swarmRuns(ctx context.Context, loadgenBin string, cycles int) (result, erro
 	var times []time.Duration
 	var loads []*load
 	for i := 1; i <= cycles; i++ {
-		id, err := e.Output(ctx, "run", "-d", "--network", "bnet", loadgenImage, "-url", "http://web:8080/")
+		id, err := e.Output(ctx, "run", "-d", "--network", "bnet", loadgenImage, "-addr", "web:8080")
 		if err != nil {
 			return result{}, err
 		}

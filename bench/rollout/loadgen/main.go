@@ -9,13 +9,13 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
-	"io"
-	"net/http"
 	"os"
 	"os/signal"
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/berth-dev/berth/bench/internal/load"
 )
 
 // Result is the line loadgen prints.
@@ -26,7 +26,7 @@ type Result struct {
 }
 
 func main() {
-	url := flag.String("url", "http://web:8080/", "what to GET")
+	addr := flag.String("addr", "web:8080", "host:port to GET / from")
 	workers := flag.Int("workers", 8, "concurrent clients, one keep-alive connection each")
 	warm := flag.Bool("from-first-ok", true, "count each worker's requests from its first success (the service coming up is not the rollout)")
 	flag.Parse()
@@ -39,15 +39,12 @@ func main() {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			c := http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 1}}
+			c := &load.Conn{Addr: *addr}
+			defer c.Close()
 			counting := !*warm
 			for ctx.Err() == nil {
-				resp, err := c.Get(*url)
-				ok := err == nil && resp.StatusCode == 200
-				if err == nil {
-					_, _ = io.Copy(io.Discard, resp.Body)
-					resp.Body.Close()
-				}
+				err := c.Get()
+				ok := err == nil
 				if ctx.Err() != nil {
 					return // a request cut by the end of the run is not counted
 				}
@@ -70,10 +67,8 @@ func main() {
 					res.OK++
 				default:
 					res.Failed++
-					if res.FirstErr == "" && err != nil {
+					if res.FirstErr == "" {
 						res.FirstErr = err.Error()
-					} else if res.FirstErr == "" {
-						res.FirstErr = resp.Status
 					}
 				}
 				mu.Unlock()
