@@ -129,6 +129,10 @@ func (c *Controller) TaskStopping(ctx context.Context, t api.Task) {
 		delete(c.tasks, t.ID)
 		c.applyLocked()
 	}
+	tcp := make([]*TCPProxy, 0, len(c.tcp))
+	for _, p := range c.tcp {
+		tcp = append(tcp, p)
+	}
 	c.mu.Unlock()
 	if !ok {
 		return
@@ -136,7 +140,16 @@ func (c *Controller) TaskStopping(ctx context.Context, t api.Task) {
 	ctx, cancel := context.WithTimeout(ctx, c.drainTimeout)
 	defer cancel()
 	start := time.Now()
+	// HTTP requests in flight, and connections forwarded to the task's
+	// published ports: both get the drain timeout, and connections still
+	// open then are closed by the proxy rather than cut by the stop.
+	var wg sync.WaitGroup
+	for _, p := range tcp {
+		wg.Add(1)
+		go func() { defer wg.Done(); p.Drain(ctx, t.ID) }()
+	}
 	_ = c.http.Drain(ctx, t.ID)
+	wg.Wait()
 	c.log.Debug("task drained", "task", t.ID, "took", time.Since(start))
 }
 
