@@ -8,6 +8,7 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -59,8 +60,15 @@ func serveProxy(addr, upstream string) error {
 	if err := p.Update(ingress.Table{Routes: []ingress.Route{{Name: "bench/web", Endpoints: []ingress.Endpoint{{TaskID: "t", Addr: upstream}}}}}); err != nil {
 		return err
 	}
-	srv := &http.Server{Addr: addr, Handler: p, ReadHeaderTimeout: 10 * time.Second}
-	return srv.ListenAndServe()
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{Handler: p, ReadHeaderTimeout: 10 * time.Second}
+	if os.Getenv("BERTH_BENCH_NETHTTP") != "" {
+		return srv.Serve(ln)
+	}
+	return p.Serve(context.Background(), ln, ingress.ServeOptions{Fallback: srv})
 }
 
 func freeAddr() string {
