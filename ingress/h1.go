@@ -408,7 +408,7 @@ func (c *h1Conn) forward(rt *route, start time.Time) bool {
 		}
 		ep.inflight.Add(-1)
 		lastErr = err
-		if !notConnected(err) {
+		if !notConnected(err) || !deadline.IsZero() && !time.Now().Before(deadline) {
 			status := c.errorStatus(err)
 			rt.observe(ep.Revision, status, time.Since(start))
 			c.p.log.Debug("proxy error", "host", string(c.req.host), "path", string(c.req.path), "status", status, "err", err)
@@ -433,14 +433,20 @@ func (c *h1Conn) forward(rt *route, start time.Time) bool {
 var errClientGone = errors.New("client went away")
 
 func (c *h1Conn) errorStatus(err error) int {
-	var ne net.Error
 	switch {
 	case errors.Is(err, errClientGone):
 		return 499
-	case errors.As(err, &ne) && ne.Timeout():
+	case isTimeout(err):
 		return http.StatusGatewayTimeout
 	}
 	return http.StatusBadGateway
+}
+
+// isTimeout: the route's timeout ran out (the only deadline set on
+// upstream connections).
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
 }
 
 // send writes the request to ep and reads the response head, returning
@@ -465,7 +471,7 @@ func (c *h1Conn) send(ep *endpoint, deadline time.Time, id uint64) (int, error) 
 		}
 		if reused {
 			c.p.up.dropIdle(ep.k)
-			if attempt == 0 && !got && !c.req.hasBody() {
+			if attempt == 0 && !got && !c.req.hasBody() && !isTimeout(err) {
 				continue
 			}
 			return 0, errors.Join(errReusedConnFailed, err)

@@ -144,6 +144,11 @@ func (u *upstreams) exchange(req *http.Request, key string, c *upConn) (*http.Re
 		return nil, err
 	}
 	resp, err := http.ReadResponse(c.br, req)
+	// Informational responses (100 Continue, 103 Early Hints) precede the
+	// real one; left unread, it would answer the connection's next request.
+	for err == nil && resp.StatusCode >= 100 && resp.StatusCode < 200 && resp.StatusCode != http.StatusSwitchingProtocols {
+		resp, err = http.ReadResponse(c.br, req)
+	}
 	if err != nil {
 		stop()
 		return nil, err
