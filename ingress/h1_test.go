@@ -382,7 +382,9 @@ func TestFastPathShutdownClosesIdleAndFinishesBusy(t *testing.T) {
 	ln, _ := net.Listen("tcp", "127.0.0.1:0")
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- p.Serve(ctx, ln, ServeOptions{Fallback: &http.Server{Handler: p}, Grace: 2 * time.Second}) }()
+	go func() {
+		done <- p.Serve(ctx, ln, ServeOptions{Fallback: &http.Server{Handler: p}, Grace: 2 * time.Second})
+	}()
 	url := "http://" + ln.Addr().String()
 	idle := dialRaw(t, url)
 	idle.do("GET / HTTP/1.1\r\nHost: x\r\n\r\n")
