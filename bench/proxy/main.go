@@ -13,12 +13,15 @@ import (
 	"flag"
 	"fmt"
 	"net"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/berth-dev/berth/bench/internal/host"
@@ -30,7 +33,8 @@ func main() {
 	proxy := flag.String("proxy", "", "internal: serve berth's proxy on this address")
 	upstream := flag.String("upstream", "", "internal: the proxy's upstream")
 	duration := flag.Duration("d", 10*time.Second, "wrk duration per target")
-	conns := flag.Int("c", 64, "wrk connections")
+	conns := flag.Int("c", 64, "wrk connections (and the paced load's)")
+	pace := flag.Duration("pace", 10*time.Second, "paced load duration per target at half of berth's maximum (0: skip)")
 	flag.Parse()
 	var err error
 	switch {
@@ -39,7 +43,7 @@ func main() {
 	case *proxy != "":
 		err = serveProxy(*proxy, *upstream)
 	default:
-		err = run(*duration, *conns)
+		err = run(*duration, *conns, *pace)
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench/proxy:", err)
@@ -115,7 +119,7 @@ func (t *target) stop() {
 	}
 }
 
-func run(d time.Duration, conns int) error {
+func run(d time.Duration, conns int, paceFor time.Duration) error {
 	self, err := os.Executable()
 	if err != nil {
 		return err
@@ -180,6 +184,29 @@ func run(d time.Duration, conns int) error {
 			vsNginx = fmt.Sprintf("%.2f", r.rps/ng)
 		}
 		fmt.Printf("| %s | %.0f | %.2f | %s | %s | %s | %s |\n", t.name, r.rps, r.rps/direct, vsNginx, r.p50, r.p99, r.errors)
+	}
+	if paceFor > 0 && results["berth"].rps > 0 {
+		rate := results["berth"].rps / 2
+		fmt.Printf("\nLatency at half of berth's maximum: %.0f requests/s, open loop (each request sent on a fixed schedule over %d keep-alive connections, latency from its scheduled time, so a stall is charged for every request it delays), %s per target, in this order.\n\n", rate, conns, paceFor)
+		fmt.Println("| target | sent | errors | p50 | p99 | p99.9 | p99 added |")
+		fmt.Println("|---|---|---|---|---|---|---|")
+		var directP99 time.Duration
+		for _, t := range targets {
+			if t.name != "direct" && t.name != "berth" && t.name != "nginx" {
+				continue
+			}
+			r, err := paced(t.addr, rate, conns, paceFor)
+			if err != nil {
+				return fmt.Errorf("paced load on %s: %w", t.name, err)
+			}
+			added := "—"
+			if t.name == "direct" {
+				directP99 = r.p99
+			} else {
+				added = (r.p99 - directP99).Round(time.Microsecond).String()
+			}
+			fmt.Printf("| %s | %d | %d | %s | %s | %s | %s |\n", t.name, r.sent, r.errors, r.p50, r.p99, r.p999, added)
+		}
 	}
 	perConn, err := idleConnCost(bt, 1000)
 	if err != nil {
@@ -308,4 +335,80 @@ func idleConnCost(t *target, n int) (float64, error) {
 		return 0, err
 	}
 	return float64(after-before) / float64(n), nil
+}
+
+type pacedResult struct {
+	sent, errors   int
+	p50, p99, p999 time.Duration
+}
+
+// paced sends rate requests/s to addr for d over conns keep-alive
+// connections, open loop: request i is due at start + i/rate and goes on
+// connection i mod conns as soon as both it is due and that connection's
+// previous response is in. Its latency counts from when it was due, not
+// from when it could be sent (wrk's closed loop leaves out the requests a
+// stall delays: coordinated omission).
+func paced(addr string, rate float64, conns int, d time.Duration) (pacedResult, error) {
+	cs := make([]net.Conn, conns)
+	for i := range cs {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			return pacedResult{}, err
+		}
+		defer c.Close()
+		cs[i] = c
+	}
+	total := int(rate * d.Seconds())
+	interval := time.Duration(float64(time.Second) / rate)
+	start := time.Now().Add(50 * time.Millisecond)
+	lat := make([][]time.Duration, conns)
+	errs := make([]int, conns)
+	var wg sync.WaitGroup
+	for k := range cs {
+		wg.Add(1)
+		go func(k int) {
+			defer wg.Done()
+			c := cs[k]
+			r := bufio.NewReader(c)
+			req := []byte("GET / HTTP/1.1\r\nHost: bench\r\n\r\n")
+			for i := k; i < total; i += conns {
+				due := start.Add(time.Duration(i) * interval)
+				if wait := time.Until(due); wait > 0 {
+					time.Sleep(wait)
+				}
+				if _, err := c.Write(req); err != nil {
+					errs[k] += (total - i + conns - 1) / conns
+					return
+				}
+				resp, err := http.ReadResponse(r, nil)
+				if err == nil {
+					_, err = io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+				}
+				if err != nil || resp.StatusCode != 200 {
+					errs[k]++
+					if err != nil {
+						return
+					}
+					continue
+				}
+				lat[k] = append(lat[k], time.Since(due))
+			}
+		}(k)
+	}
+	wg.Wait()
+	var all []time.Duration
+	res := pacedResult{}
+	for k := range lat {
+		all = append(all, lat[k]...)
+		res.errors += errs[k]
+	}
+	res.sent = len(all) + res.errors
+	if len(all) == 0 {
+		return res, errors.New("no request succeeded")
+	}
+	slices.Sort(all)
+	q := func(f float64) time.Duration { return all[min(len(all)-1, int(f*float64(len(all))))].Round(time.Microsecond) }
+	res.p50, res.p99, res.p999 = q(0.50), q(0.99), q(0.999)
+	return res, nil
 }
