@@ -242,6 +242,7 @@ func (c *h1Conn) serve() {
 			return
 		case errors.As(err, &refused):
 			c.writeSimple(refused.status, http.StatusText(refused.status)+": "+refused.msg, true)
+			c.lingerClose()
 			return
 		default:
 			return // closed, timed out, or shutting down
@@ -316,6 +317,27 @@ func (c *h1Conn) next() (int, error) {
 		if n, err := parseRequest(buf, &c.req); err != errIncomplete {
 			return n, err
 		}
+	}
+}
+
+// lingerClose ends a refused connection the way net/http does: it sends
+// FIN and reads what the client still sends for a moment, so that closing
+// with unread data (a reset) does not destroy the answer before the
+// client has read it.
+func (c *h1Conn) lingerClose() {
+	tc, ok := c.nc.(*net.TCPConn)
+	if !ok || tc.CloseWrite() != nil {
+		return
+	}
+	_ = c.nc.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
+	_, _ = c.br.Discard(c.br.Buffered())
+	var buf [4 << 10]byte
+	for total := 0; total < 1<<20; {
+		n, err := c.nc.Read(buf[:])
+		if err != nil {
+			return
+		}
+		total += n
 	}
 }
 
@@ -429,13 +451,19 @@ func (c *h1Conn) forward(rt *route, start time.Time) bool {
 	return c.writeSimple(http.StatusServiceUnavailable, "", c.req.close || c.req.hasBody())
 }
 
-// errClientGone: the client's request body could not be read.
-var errClientGone = errors.New("client went away")
+var (
+	// errClientGone: the client's request body could not be read.
+	errClientGone = errors.New("client went away")
+	// errBadBody: the client's chunked body is malformed.
+	errBadBody = errors.New("malformed request body")
+)
 
 func (c *h1Conn) errorStatus(err error) int {
 	switch {
 	case errors.Is(err, errClientGone):
 		return 499
+	case errors.Is(err, errBadBody):
+		return http.StatusBadRequest
 	case isTimeout(err):
 		return http.StatusGatewayTimeout
 	}
@@ -466,7 +494,7 @@ func (c *h1Conn) send(ep *endpoint, deadline time.Time, id uint64) (int, error) 
 		got := uc.br.Buffered() > 0
 		_ = uc.Close()
 		c.up = nil
-		if errors.Is(err, errClientGone) {
+		if errors.Is(err, errClientGone) || errors.Is(err, errBadBody) {
 			return 0, err
 		}
 		if reused {
@@ -514,7 +542,10 @@ func (c *h1Conn) exchange(uc *upConn, deadline time.Time, id uint64) (int, error
 			err = copyBody(uc.bw, c.br, req.contentLength)
 		}
 		var we *writeError
-		if err != nil && !errors.As(err, &we) {
+		switch {
+		case errors.Is(err, errBadChunk):
+			return 0, errors.Join(errBadBody, err)
+		case err != nil && !errors.As(err, &we):
 			return 0, errors.Join(errClientGone, err)
 		}
 		if err != nil {

@@ -214,8 +214,11 @@ func TestFastPathRefuses(t *testing.T) {
 	t.Run("bare LF in chunk framing", func(t *testing.T) {
 		c := dialRaw(t, url)
 		io.WriteString(c, "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\npay\r\n0\r\n\r\n")
-		if resp, err := http.ReadResponse(c.r, nil); err == nil && resp.StatusCode == 200 {
-			t.Errorf("status %d, want a refusal", resp.StatusCode)
+		if resp, err := http.ReadResponse(c.r, nil); err != nil || resp.StatusCode != 400 {
+			t.Errorf("got %v, want 400", err)
+		}
+		if !c.closed() {
+			t.Error("connection left open")
 		}
 	})
 }

@@ -411,8 +411,11 @@ func parseResponse(buf []byte, resp *h1Response) (int, error) {
 			resp.headers = append(resp.headers, h1Header{name, value})
 		}
 	}
-	if resp.chunked {
+	if resp.chunked && lengths > 0 {
+		// Both framings: chunked wins (RFC 9112 §6.3), and the connection
+		// is not trusted with another response.
 		resp.contentLength = -1
+		resp.close = true
 	}
 	resp.close = resp.close || !keepAlive
 	return pos, nil
