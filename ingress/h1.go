@@ -582,12 +582,11 @@ func writeRequestHead(w *bufio.Writer, req *h1Request, clientIP string, id uint6
 	_, _ = w.WriteString("\r\nX-Forwarded-Host: ")
 	_, _ = w.Write(req.host)
 	_, _ = w.WriteString("\r\nX-Forwarded-Proto: http\r\n")
-	var num [20]byte
 	if !req.hasID {
 		_, _ = w.WriteString("X-Request-Id: ")
 		_, _ = w.WriteString(idPrefix)
 		_ = w.WriteByte('-')
-		_, _ = w.Write(strconv.AppendUint(num[:0], id, 36))
+		_, _ = w.Write(strconv.AppendUint(w.AvailableBuffer(), id, 36))
 		_, _ = w.WriteString("\r\n")
 	}
 	switch {
@@ -595,7 +594,7 @@ func writeRequestHead(w *bufio.Writer, req *h1Request, clientIP string, id uint6
 		_, _ = w.WriteString("Transfer-Encoding: chunked\r\n")
 	case req.contentLength >= 0:
 		_, _ = w.WriteString("Content-Length: ")
-		_, _ = w.Write(strconv.AppendInt(num[:0], req.contentLength, 10))
+		_, _ = w.Write(strconv.AppendInt(w.AvailableBuffer(), req.contentLength, 10))
 		_, _ = w.WriteString("\r\n")
 	}
 	_, _ = w.WriteString("\r\n")
@@ -694,13 +693,12 @@ func (c *h1Conn) writeResponseHead(w *bufio.Writer, resp *h1Response, closeDown,
 		_, _ = w.Write(httpDate())
 		_, _ = w.WriteString("\r\n")
 	}
-	var num [20]byte
 	switch {
 	case chunked:
 		_, _ = w.WriteString("Transfer-Encoding: chunked\r\n")
 	case resp.contentLength >= 0:
 		_, _ = w.WriteString("Content-Length: ")
-		_, _ = w.Write(strconv.AppendInt(num[:0], resp.contentLength, 10))
+		_, _ = w.Write(strconv.AppendInt(w.AvailableBuffer(), resp.contentLength, 10))
 		_, _ = w.WriteString("\r\n")
 	}
 	if closeDown {
@@ -715,9 +713,8 @@ func (c *h1Conn) writeSimple(status int, body string, closeAfter bool) bool {
 	bw := h1Writers.Get().(*bufio.Writer)
 	bw.Reset(c.nc)
 	defer func() { bw.Reset(nil); h1Writers.Put(bw) }()
-	var num [20]byte
 	_, _ = bw.WriteString("HTTP/1.1 ")
-	_, _ = bw.Write(strconv.AppendInt(num[:0], int64(status), 10))
+	_, _ = bw.Write(strconv.AppendInt(bw.AvailableBuffer(), int64(status), 10))
 	_ = bw.WriteByte(' ')
 	_, _ = bw.WriteString(http.StatusText(status))
 	_, _ = bw.WriteString("\r\nDate: ")
@@ -727,7 +724,7 @@ func (c *h1Conn) writeSimple(status int, body string, closeAfter bool) bool {
 		_, _ = bw.WriteString("\r\nContent-Type: text/plain; charset=utf-8\r\nX-Content-Type-Options: nosniff")
 	}
 	_, _ = bw.WriteString("\r\nContent-Length: ")
-	_, _ = bw.Write(strconv.AppendInt(num[:0], int64(len(body)), 10))
+	_, _ = bw.Write(strconv.AppendInt(bw.AvailableBuffer(), int64(len(body)), 10))
 	if closeAfter {
 		_, _ = bw.WriteString("\r\nConnection: close")
 	}

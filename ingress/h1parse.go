@@ -495,7 +495,6 @@ const maxTrailer = 8 << 10
 // lone LF is how some smuggling attacks split a body two ways), and the
 // trailer section is passed on.
 func copyChunked(dst *bufio.Writer, src *bufio.Reader) error {
-	var num [16]byte
 	for {
 		line, err := chunkLine(dst, src)
 		if err != nil {
@@ -518,7 +517,7 @@ func copyChunked(dst *bufio.Writer, src *bufio.Reader) error {
 			}
 			size = size<<4 | int64(d)
 		}
-		_, _ = dst.Write(strconv.AppendInt(num[:0], size, 16))
+		_, _ = dst.Write(strconv.AppendInt(dst.AvailableBuffer(), size, 16))
 		_, _ = dst.WriteString("\r\n")
 		if size == 0 {
 			break
