@@ -234,18 +234,14 @@ func (c *h1Conn) serve() {
 	}()
 	for {
 		n, err := c.next()
-		var refused *h1Error
-		switch {
-		case err == nil:
-		case errors.Is(err, errFallback):
-			c.handOver()
-			return
-		case errors.As(err, &refused):
-			c.writeSimple(refused.status, http.StatusText(refused.status)+": "+refused.msg, true)
-			c.lingerClose()
-			return
-		default:
-			return // closed, timed out, or shutting down
+		if err != nil {
+			if err == errFallback {
+				c.handOver()
+			} else if refused, ok := err.(*h1Error); ok {
+				c.writeSimple(refused.status, http.StatusText(refused.status)+": "+refused.msg, true)
+				c.lingerClose()
+			}
+			return // or closed, timed out, shutting down
 		}
 		if c.fallbackPath() {
 			c.handOver()
