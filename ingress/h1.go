@@ -635,7 +635,7 @@ func (c *h1Conn) relay(n int, rt *route, revision int, start time.Time) bool {
 	rt.observe(revision, resp.status, time.Since(start))
 	bodiless := string(c.req.method) == "HEAD" || resp.status == http.StatusNoContent || resp.status == http.StatusNotModified
 	untilClose := !bodiless && !resp.chunked && resp.contentLength < 0
-	closeDown := c.req.close || untilClose
+	closeDown := c.req.close || untilClose || c.s.closing.Load()
 	c.writeResponseHead(bw, resp, closeDown, !bodiless && resp.chunked)
 	_, _ = uc.br.Discard(n)
 	var err error

@@ -128,3 +128,31 @@ func FuzzParseRequest(f *testing.F) {
 		_ = copyChunked(w, bufio.NewReader(bytes.NewReader(b[n:])))
 	})
 }
+
+// FuzzParseResponse: a task's response head and chunked body never make
+// the parser panic or read past its input.
+func FuzzParseResponse(f *testing.F) {
+	for _, s := range []string{
+		"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
+		"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTrailer: T\r\n\r\n2\r\nok\r\n0\r\nT: v\r\n\r\n",
+		"HTTP/1.0 103 Early Hints\nLink: </a>\n\n",
+		"HTTP/1.1 204 No Content\r\nConnection: close, X-A\r\n\r\n",
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var resp h1Response
+		n, err := parseResponse(b, &resp)
+		if err != nil {
+			return
+		}
+		if n <= 0 || n > len(b) || resp.status < 100 || resp.status > 999 {
+			t.Fatalf("head length %d of %d, status %d", n, len(b), resp.status)
+		}
+		if resp.chunked && resp.contentLength >= 0 {
+			t.Fatal("two framings kept")
+		}
+		w := bufio.NewWriter(&bytes.Buffer{})
+		_ = copyChunked(w, bufio.NewReader(bytes.NewReader(b[n:])))
+	})
+}
