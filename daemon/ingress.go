@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/berth-dev/berth/ingress"
 	"github.com/berth-dev/berth/server"
 )
 
@@ -157,11 +158,25 @@ func listenIngress(cfg IngressConfig, dataDir string, h http.Handler, hosts *hos
 		}
 		serve("https", ln, h, tlsConf)
 	}
-	if httpLn != nil {
+	if px, ok := h.(*ingress.Proxy); ok && httpLn != nil && !cfg.RedirectHTTP {
+		// The plain HTTP listener takes the proxy's fast path, which hands
+		// what it does not serve (and ACME's challenges) to net/http.
+		var paths []string
+		if cfg.ACME {
+			paths = []string{acmeChallengePath}
+		}
+		parts["http"] = func(ctx context.Context) error {
+			hs := &http.Server{Handler: handler, ReadHeaderTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute}
+			return px.Serve(ctx, httpLn, ingress.ServeOptions{Fallback: hs, FallbackPaths: paths, Grace: 10 * time.Second})
+		}
+	} else if httpLn != nil {
 		serve("http", httpLn, handler, nil)
 	}
 	return parts, httpAddr, nil
 }
+
+// acmeChallengePath is where certmagic answers HTTP-01 challenges.
+const acmeChallengePath = "/.well-known/acme-challenge"
 
 // redirectToHTTPS sends clients to the same host and path over HTTPS.
 func redirectToHTTPS(httpsAddr string) http.Handler {

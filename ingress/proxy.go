@@ -49,6 +49,7 @@ type Proxy struct {
 type endpoint struct {
 	Endpoint
 	*counters
+	k string // Endpoint.key()
 }
 
 // counters belong to the task's address, not to one generation's view of
@@ -97,13 +98,13 @@ func (p *Proxy) Update(t Table) error {
 		live[k] = true
 		st, ok := p.states[k]
 		if !ok {
-			st = &endpoint{Endpoint: ep, counters: &counters{}}
+			st = &endpoint{Endpoint: ep, counters: &counters{}, k: k}
 			p.states[k] = st
 		}
 		if st.Endpoint != ep {
 			// Weight or revision changed: the old generation keeps its
 			// view, the counters are shared.
-			st = &endpoint{Endpoint: ep, counters: st.counters}
+			st = &endpoint{Endpoint: ep, counters: st.counters, k: k}
 			p.states[k] = st
 		}
 		return st
@@ -255,7 +256,7 @@ func (b *balancer) RoundTrip(req *http.Request) (*http.Response, error) {
 		ep.inflight.Add(1)
 		ep.requests.Add(1)
 		req.URL.Host = ep.Addr
-		resp, err := b.p.up.roundTrip(req, ep.key(), ep.Addr)
+		resp, err := b.p.up.roundTrip(req, ep.k, ep.Addr)
 		if err == nil {
 			resp.Body = &countedBody{ReadCloser: resp.Body, ep: ep}
 			rt.observe(ep.Revision, resp.StatusCode, time.Since(start))

@@ -6,6 +6,7 @@
 package ingress
 
 import (
+	"bytes"
 	"fmt"
 	"net/http/httputil"
 	"sort"
@@ -122,6 +123,46 @@ func pathHasPrefix(path, prefix string) bool {
 		return true
 	}
 	if !strings.HasPrefix(path, prefix) {
+		return false
+	}
+	return len(path) == len(prefix) || strings.HasSuffix(prefix, "/") || path[len(prefix)] == '/'
+}
+
+// matchBytes is match for the fast path's in-place head: no allocation
+// for hosts up to 128 bytes.
+func (c *compiled) matchBytes(host, path []byte) *route {
+	if i := bytes.LastIndexByte(host, ':'); i >= 0 && bytes.IndexByte(host[i:], ']') < 0 {
+		host = host[:i]
+	}
+	var buf [128]byte
+	lower := buf[:0]
+	if len(host) > len(buf) {
+		lower = make([]byte, 0, len(host))
+	}
+	for _, ch := range host {
+		if 'A' <= ch && ch <= 'Z' {
+			ch += 'a' - 'A'
+		}
+		lower = append(lower, ch)
+	}
+	for _, r := range c.byHost[string(lower)] {
+		if pathHasPrefixBytes(path, r.PathPrefix) {
+			return r
+		}
+	}
+	for _, r := range c.byHost[""] {
+		if pathHasPrefixBytes(path, r.PathPrefix) {
+			return r
+		}
+	}
+	return nil
+}
+
+func pathHasPrefixBytes(path []byte, prefix string) bool {
+	if prefix == "/" {
+		return true
+	}
+	if len(path) < len(prefix) || string(path[:len(prefix)]) != prefix {
 		return false
 	}
 	return len(path) == len(prefix) || strings.HasSuffix(prefix, "/") || path[len(prefix)] == '/'

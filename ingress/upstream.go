@@ -24,19 +24,25 @@ type upstreams struct {
 
 	mu   sync.Mutex
 	idle map[string][]*upConn
+	// live are the endpoints of the current table (nil: not known yet);
+	// a connection to another one is closed rather than kept.
+	live map[string]bool
 }
 
 type upConn struct {
 	net.Conn
-	br *bufio.Reader
-	bw *bufio.Writer
+	br       *bufio.Reader
+	bw       *bufio.Writer
+	deadline bool // a deadline is set
 }
 
 func newUpstreams(dialTimeout time.Duration) *upstreams {
 	return &upstreams{dialTimeout: dialTimeout, maxIdle: 256, idle: map[string][]*upConn{}}
 }
 
-func (u *upstreams) get(ctx context.Context, key, addr string, fresh bool) (*upConn, bool, error) {
+// get returns an idle connection to the endpoint or dials one (fresh:
+// always dials), within deadline if it is set.
+func (u *upstreams) get(ctx context.Context, key, addr string, fresh bool, deadline time.Time) (*upConn, bool, error) {
 	u.mu.Lock()
 	if cs := u.idle[key]; len(cs) > 0 && !fresh {
 		c := cs[len(cs)-1]
@@ -45,7 +51,7 @@ func (u *upstreams) get(ctx context.Context, key, addr string, fresh bool) (*upC
 		return c, true, nil
 	}
 	u.mu.Unlock()
-	d := net.Dialer{Timeout: u.dialTimeout, KeepAlive: 30 * time.Second}
+	d := net.Dialer{Timeout: u.dialTimeout, Deadline: deadline, KeepAlive: 30 * time.Second}
 	nc, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
 		return nil, false, err
@@ -56,7 +62,7 @@ func (u *upstreams) get(ctx context.Context, key, addr string, fresh bool) (*upC
 func (u *upstreams) put(key string, c *upConn) {
 	u.mu.Lock()
 	defer u.mu.Unlock()
-	if len(u.idle[key]) >= u.maxIdle {
+	if len(u.idle[key]) >= u.maxIdle || u.live != nil && !u.live[key] {
 		c.Close()
 		return
 	}
@@ -78,6 +84,7 @@ func (u *upstreams) dropIdle(key string) {
 func (u *upstreams) closeIdle(keep map[string]bool) {
 	u.mu.Lock()
 	defer u.mu.Unlock()
+	u.live = keep
 	for key, cs := range u.idle {
 		if keep[key] {
 			continue
@@ -98,7 +105,7 @@ var errReusedConnFailed = errors.New("idle connection closed by the task")
 // replayed are never retried.
 func (u *upstreams) roundTrip(req *http.Request, key, addr string) (*http.Response, error) {
 	for attempt := 0; ; attempt++ {
-		c, reused, err := u.get(req.Context(), key, addr, attempt > 0)
+		c, reused, err := u.get(req.Context(), key, addr, attempt > 0, time.Time{})
 		if err != nil {
 			return nil, err
 		}
@@ -123,11 +130,9 @@ func (u *upstreams) roundTrip(req *http.Request, key, addr string) (*http.Respon
 }
 
 func (u *upstreams) exchange(req *http.Request, key string, c *upConn) (*http.Response, error) {
-	if dl, ok := req.Context().Deadline(); ok {
-		_ = c.SetDeadline(dl)
-	} else {
-		_ = c.SetDeadline(time.Time{})
-	}
+	dl, ok := req.Context().Deadline()
+	_ = c.SetDeadline(dl)
+	c.deadline = ok
 	// A cancelled request (client gone) must not leave us blocked in a read.
 	stop := context.AfterFunc(req.Context(), func() { _ = c.SetDeadline(time.Unix(1, 0)) })
 	if err := req.Write(c.bw); err != nil {
@@ -139,6 +144,11 @@ func (u *upstreams) exchange(req *http.Request, key string, c *upConn) (*http.Re
 		return nil, err
 	}
 	resp, err := http.ReadResponse(c.br, req)
+	// Informational responses (100 Continue, 103 Early Hints) precede the
+	// real one; left unread, it would answer the connection's next request.
+	for err == nil && resp.StatusCode >= 100 && resp.StatusCode < 200 && resp.StatusCode != http.StatusSwitchingProtocols {
+		resp, err = http.ReadResponse(c.br, req)
+	}
 	if err != nil {
 		stop()
 		return nil, err
@@ -147,6 +157,7 @@ func (u *upstreams) exchange(req *http.Request, key string, c *upConn) (*http.Re
 		// The connection now belongs to the upgraded protocol.
 		stop()
 		_ = c.SetDeadline(time.Time{})
+		c.deadline = false
 		resp.Body = &upgradedBody{upConn: c}
 		return resp, nil
 	}
