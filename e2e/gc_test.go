@@ -99,7 +99,8 @@ volumes:
 	dtag := fmt.Sprintf("berth-test/gc:%s-dangling", testLabel)
 	dangling := build(dtag, map[string]string{api.LabelCluster: b.cluster, "d": "1"})
 	build(dtag, map[string]string{api.LabelCluster: b.cluster, "d": "2"}) // the first is dangling now
-	time.Sleep(3 * time.Second)                                           // past dangling_min_age (image times have 1 s resolution)
+	// Past dangling_min_age (image times have 1 s resolution).
+	time.Sleep(3 * time.Second)
 
 	gc := func(args ...string) api.GCReport {
 		t.Helper()
