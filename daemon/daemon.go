@@ -155,6 +155,9 @@ func Up(ctx context.Context, cfg Config) error {
 	srv := server.New(server.Config{ClusterID: clusterID, Version: cfg.Version, Commit: cfg.Commit, Engine: info.Version, Ingress: ingressAddr},
 		st, dlv, ag, jobs, log.With("component", "api"))
 	srv.SetMaintenance(maint)
+	if dlv.reg != nil {
+		dlv.reg.SetTokens(srv.TokenAccess) // API tokens sign in to the registry too
+	}
 	srv.SetSecurity(sec.server(cfg, drv))
 
 	nodeMetrics := metrics.NodeSources{Engine: ag.EngineHealth}

@@ -11,6 +11,7 @@ import (
 	"crypto/subtle"
 	"crypto/tls"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -26,13 +27,20 @@ import (
 	"github.com/distribution/distribution/v3/configuration"
 	"github.com/distribution/distribution/v3/registry/handlers"
 
+	"github.com/berth-dev/berth/api"
+
 	// The storage driver distribution looks up by name.
 	_ "github.com/distribution/distribution/v3/registry/storage/driver/filesystem"
 )
 
-// User is the name of the generated credential (the security issue's
-// roles replace it with per-user ones).
+// User is the name of the generated credential, which berth itself and
+// the local operator use. Anyone else signs in with a berth API token as
+// the password (any user name): its role and tenant decide (see access).
 const User = "berth"
+
+// TokenCheck verifies a berth API token and returns its role and tenant
+// ("" for every tenant).
+type TokenCheck func(ctx context.Context, token string) (role, tenant string, err error)
 
 // Options configure the registry.
 type Options struct {
@@ -52,15 +60,20 @@ type Options struct {
 
 // Registry is a running embedded registry.
 type Registry struct {
-	opts Options
-	ln   net.Listener
-	cfg  *configuration.Configuration
-	ctx  context.Context
-	app  atomic.Pointer[handlers.App]
-	pass string
-	tls  bool
-	gcMu sync.RWMutex // writers share it; a collection takes it alone
+	opts   Options
+	ln     net.Listener
+	cfg    *configuration.Configuration
+	ctx    context.Context
+	app    atomic.Pointer[handlers.App]
+	pass   string
+	tls    bool
+	gcMu   sync.RWMutex // writers share it; a collection takes it alone
+	tokens atomic.Pointer[TokenCheck]
 }
+
+// SetTokens makes the registry accept berth API tokens besides its
+// generated credential.
+func (r *Registry) SetTokens(check TokenCheck) { r.tokens.Store(&check) }
 
 // Open prepares the registry's storage and credential and binds its
 // listener; Serve serves it.
@@ -164,8 +177,12 @@ func (r *Registry) Close() error {
 // see a half-pushed image), and stored manifests are announced to OnPush.
 func (r *Registry) handler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		if !r.authorized(req) {
+		switch ok, why := r.access(req); {
+		case !ok && why == "":
 			unauthorized(w)
+			return
+		case !ok:
+			denied(w, why)
 			return
 		}
 		if req.Method == http.MethodGet || req.Method == http.MethodHead {
@@ -184,15 +201,66 @@ func (r *Registry) handler() http.Handler {
 	})
 }
 
-// authorized checks HTTP basic authentication against the generated
-// credential. berth holds the credential itself, so a constant-time
-// comparison does what an htpasswd file would need a bcrypt check per
-// request for (the bench measured that cost: pushes and pulls are many
-// requests). The security issue's roles replace this with tokens.
-func (r *Registry) authorized(req *http.Request) bool {
-	u, p, ok := req.BasicAuth()
-	return ok && subtle.ConstantTimeCompare([]byte(u), []byte(User)) == 1 &&
-		subtle.ConstantTimeCompare([]byte(p), []byte(r.pass)) == 1
+// access checks HTTP basic authentication: the generated credential may
+// do anything (berth holds it itself, so a constant-time comparison does
+// what an htpasswd file would need a bcrypt check per request for; the
+// bench measured that cost). A berth API token as the password may pull
+// with any role and push or delete as deployer or admin; a tenant's
+// token reaches only repositories under "<tenant>/". ok false with an
+// empty reason is "not signed in", with a reason "signed in, denied".
+func (r *Registry) access(req *http.Request) (ok bool, reason string) {
+	u, p, basic := req.BasicAuth()
+	if !basic {
+		return false, ""
+	}
+	if subtle.ConstantTimeCompare([]byte(u), []byte(User)) == 1 && subtle.ConstantTimeCompare([]byte(p), []byte(r.pass)) == 1 {
+		return true, ""
+	}
+	check := r.tokens.Load()
+	if check == nil || !strings.HasPrefix(p, "berth_") {
+		return false, ""
+	}
+	role, tenant, err := (*check)(req.Context(), p)
+	if err != nil {
+		return false, ""
+	}
+	write := req.Method != http.MethodGet && req.Method != http.MethodHead
+	if write && role != api.RoleDeployer && role != api.RoleAdmin {
+		return false, "a " + role + " token may pull, not push or delete"
+	}
+	if tenant == "" || req.URL.Path == "/v2/" {
+		return true, ""
+	}
+	repo, _ := repository(req.URL.Path)
+	if repo == "" || !strings.HasPrefix(repo, tenant+"/") {
+		return false, "tenant " + tenant + "'s token reaches only repositories under " + tenant + "/"
+	}
+	return true, ""
+}
+
+// denied answers a signed-in client the distribution spec's DENIED.
+func denied(w http.ResponseWriter, why string) {
+	h := w.Header()
+	h.Set("Docker-Distribution-API-Version", "registry/2.0")
+	h.Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusForbidden)
+	b, _ := json.Marshal(map[string]any{"errors": []map[string]any{{"code": "DENIED", "message": why, "detail": nil}}})
+	_, _ = w.Write(append(b, '\n'))
+}
+
+// repository is the repository a /v2/<repo>/{manifests,blobs,tags}/…
+// path names ("" for /v2/_catalog and anything else).
+func repository(p string) (string, bool) {
+	rest, ok := strings.CutPrefix(p, "/v2/")
+	if !ok {
+		return "", false
+	}
+	for _, sep := range []string{"/manifests/", "/blobs/", "/tags/", "/referrers/"} {
+		if i := strings.LastIndex(rest, sep); i > 0 {
+			return rest[:i], true
+		}
+	}
+	return "", false
 }
 
 // unauthorized answers as the distribution spec says: a Basic challenge

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/berth-dev/berth/api"
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/random"
@@ -96,6 +97,54 @@ func TestAuthentication(t *testing.T) {
 	}
 	if want, _ := img.Digest(); got.Digest != want {
 		t.Fatalf("digest %s, want %s", got.Digest, want)
+	}
+}
+
+// TestTokens: berth API tokens sign in as the password; viewers pull,
+// deployers push, a tenant's token reaches only its own repositories, and
+// revoked or unknown tokens are not signed in.
+func TestTokens(t *testing.T) {
+	r := start(t, Options{})
+	tokens := map[string][2]string{
+		"berth_viewer":   {api.RoleViewer, ""},
+		"berth_deployer": {api.RoleDeployer, ""},
+		"berth_tenant":   {api.RoleDeployer, "ta"},
+	}
+	r.SetTokens(func(_ context.Context, tok string) (string, string, error) {
+		if v, ok := tokens[tok]; ok {
+			return v[0], v[1], nil
+		}
+		return "", "", errors.New("unknown token")
+	})
+	as := func(tok string) remote.Option { return remote.WithAuth(&authn.Basic{Username: "ci", Password: tok}) }
+	status := func(err error) int {
+		var terr *transport.Error
+		if errors.As(err, &terr) {
+			return terr.StatusCode
+		}
+		if err != nil {
+			return -1
+		}
+		return 200
+	}
+	img, _ := random.Image(512, 1)
+	shop, _ := name.ParseReference(r.Addr()+"/shop/web:1", name.Insecure)
+	ta, _ := name.ParseReference(r.Addr()+"/ta/web:1", name.Insecure)
+	for _, tc := range []struct {
+		desc string
+		do   func() error
+		want int
+	}{
+		{"a deployer pushes", func() error { return remote.Write(shop, img, as("berth_deployer")) }, 200},
+		{"a viewer pulls", func() error { _, err := remote.Image(shop, as("berth_viewer")); return err }, 200},
+		{"a viewer may not push", func() error { other, _ := random.Image(512, 1); return remote.Write(shop, other, as("berth_viewer")) }, http.StatusForbidden},
+		{"a tenant pushes under its name", func() error { return remote.Write(ta, img, as("berth_tenant")) }, 200},
+		{"a tenant may not pull another's", func() error { _, err := remote.Image(shop, as("berth_tenant")); return err }, http.StatusForbidden},
+		{"an unknown token is not signed in", func() error { _, err := remote.Image(shop, as("berth_nope")); return err }, http.StatusUnauthorized},
+	} {
+		if got := status(tc.do()); got != tc.want {
+			t.Errorf("%s: status %d, want %d", tc.desc, got, tc.want)
+		}
 	}
 }
 

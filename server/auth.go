@@ -295,6 +295,13 @@ func newToken() (id, secret string, err error) {
 	return hex.EncodeToString(b), base64.RawURLEncoding.EncodeToString(sb), nil
 }
 
+// TokenAccess verifies an API token for another listener of this server
+// (the embedded registry) and returns its role and tenant.
+func (s *Server) TokenAccess(ctx context.Context, tok string) (role, tenant string, err error) {
+	t, err := s.checkToken(ctx, tok)
+	return t.Role, t.Tenant, err
+}
+
 func (s *Server) checkToken(ctx context.Context, tok string) (api.Token, error) {
 	id, secret, err := ParseToken(tok)
 	if err != nil {
