@@ -80,6 +80,19 @@ func TestRegistryInterop(t *testing.T) {
 		"--src-creds", creds, "--dest-creds", creds, "docker://"+ref, "docker://"+copyRef).CombinedOutput(); err != nil {
 		t.Fatalf("skopeo copy: %v\n%s", err, out)
 	}
+	// API tokens sign in too: a viewer pulls and may not push.
+	apiToken := func(role string) string {
+		lines := strings.Split(strings.TrimSpace(b.mustCLI("token", "create", "--role", role)), "\n")
+		return strings.TrimSpace(lines[len(lines)-1])
+	}
+	viewer := "ci:" + apiToken("viewer")
+	if out, err := exec.Command(skopeo, "inspect", "--tls-verify=false", "--creds", viewer, "docker://"+ref).CombinedOutput(); err != nil {
+		t.Fatalf("skopeo inspect with a viewer token: %v\n%s", err, out)
+	}
+	if out, err := exec.Command(skopeo, "copy", "--src-tls-verify=false", "--dest-tls-verify=false",
+		"--src-creds", viewer, "--dest-creds", viewer, "docker://"+ref, "docker://"+reg.Addr+"/"+token+"/viewer:1").CombinedOutput(); err == nil || !strings.Contains(string(out), "may pull, not push") {
+		t.Fatalf("skopeo copy with a viewer token: %v\n%s", err, out)
+	}
 	b.deploy("i"+token, fmt.Sprintf("services:\n  hello:\n    image: %s\n", copyRef))
 	svc := b.waitRunning("i"+token, "hello", 1)
 	if want := reg.Addr + "/" + token + "/copy@" + digest; svc.ImageDigest != want {
