@@ -192,6 +192,9 @@ func Up(ctx context.Context, cfg Config) error {
 	for name, f := range ingressParts {
 		parts[name] = f
 	}
+	parts["ingress-ports"] = func(ctx context.Context) error {
+		return watchPorts(ctx, hooks, st, nodeID, log.With("component", "ingress"))
+	}
 	for name, f := range opsParts {
 		parts[name] = f
 	}
@@ -214,6 +217,7 @@ func Up(ctx context.Context, cfg Config) error {
 type ingressHooks interface {
 	agent.Hooks
 	controller.TrafficSource
+	PortErrors(ctx context.Context) ([]ingress.PortError, error)
 }
 
 func startIngress(ctx context.Context, cfg Config, log *slog.Logger) (ingressHooks, string, map[string]func(context.Context) error, func(), error) {

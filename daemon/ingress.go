@@ -7,11 +7,14 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
+	"github.com/berth-dev/berth/api"
 	"github.com/berth-dev/berth/ingress"
 	"github.com/berth-dev/berth/server"
+	"github.com/berth-dev/berth/store"
 )
 
 // IngressConfig is what the ingress listens on, wherever it runs.
@@ -191,4 +194,50 @@ func redirectToHTTPS(httpsAddr string) http.Handler {
 		}
 		http.Redirect(w, r, "https://"+host+r.URL.RequestURI(), http.StatusPermanentRedirect)
 	})
+}
+
+// watchPorts turns published ports the ingress cannot listen on into
+// events (ingress.port_unavailable, and ingress.port_recovered once it
+// is bound or no longer wanted): otherwise a stack whose port another program
+// holds would look converged while nobody can reach it.
+func watchPorts(ctx context.Context, ing interface {
+	PortErrors(context.Context) ([]ingress.PortError, error)
+}, st *store.Store, node string, log *slog.Logger) error {
+	failing := map[uint16]ingress.PortError{}
+	t := time.NewTicker(3 * time.Second)
+	defer t.Stop()
+	event := func(typ string, e ingress.PortError, msg string) {
+		stack, service, _ := strings.Cut(e.Service, "/")
+		ectx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		if err := st.AppendEvent(ectx, api.Event{Type: typ, Stack: stack, Service: service, Node: node, Message: msg}); err != nil && ctx.Err() == nil {
+			log.Warn("record event", "type", typ, "err", err)
+		}
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		errs, err := ing.PortErrors(pctx)
+		cancel()
+		if err != nil {
+			continue // the proxy process is being restarted: its supervisor says so
+		}
+		now := map[uint16]ingress.PortError{}
+		for _, e := range errs {
+			now[e.Port] = e
+			if _, known := failing[e.Port]; !known {
+				event("ingress.port_unavailable", e, fmt.Sprintf("cannot publish port %d: %s; free it or change the service's ports", e.Port, e.Err))
+			}
+		}
+		for port, e := range failing {
+			if _, still := now[port]; !still {
+				event("ingress.port_recovered", e, fmt.Sprintf("port %d no longer fails to publish (bound now, or no task wants it)", port))
+			}
+		}
+		failing = now
+	}
 }

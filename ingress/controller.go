@@ -30,6 +30,9 @@ type Controller struct {
 	tasks  map[string]readyTask
 	splits map[string]api.TrafficSplit // by stack/service: the newest seen
 	tcp    map[uint16]*TCPProxy
+	// portErrs are published ports that could not be bound (taken by
+	// another program, or a privileged port): retried while they last.
+	portErrs map[uint16]PortError
 }
 
 type readyTask struct {
@@ -65,7 +68,7 @@ func NewController(p *Proxy, opts ControllerOptions) *Controller {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	return &Controller{http: p, log: opts.Logger, onHosts: opts.Hosts, bindHost: opts.BindHost, drainTimeout: opts.DrainTimeout,
-		tasks: map[string]readyTask{}, splits: map[string]api.TrafficSplit{}, tcp: map[uint16]*TCPProxy{}}
+		tasks: map[string]readyTask{}, splits: map[string]api.TrafficSplit{}, tcp: map[uint16]*TCPProxy{}, portErrs: map[uint16]PortError{}}
 }
 
 // noteSplit keeps the newest traffic split heard of for t's service and
@@ -153,6 +156,29 @@ func (c *Controller) TaskStopping(ctx context.Context, t api.Task) {
 	c.log.Debug("task drained", "task", t.ID, "took", time.Since(start))
 }
 
+// PortError is a published port the ingress could not listen on.
+type PortError struct {
+	Port    uint16 `json:"port"`
+	Service string `json:"service"` // stack/service
+	Err     string `json:"error"`
+}
+
+// PortErrors tries the published ports that could not be bound again
+// and returns those that still cannot be.
+func (c *Controller) PortErrors(context.Context) ([]PortError, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.portErrs) > 0 {
+		c.applyLocked()
+	}
+	out := make([]PortError, 0, len(c.portErrs))
+	for _, e := range c.portErrs {
+		out = append(out, e)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Port < out[j].Port })
+	return out, nil
+}
+
 // applyLocked builds the new generation and swaps it in.
 func (c *Controller) applyLocked() {
 	type routeKey struct{ host, path string }
@@ -234,13 +260,22 @@ func (c *Controller) applyLocked() {
 			var err error
 			p, err = ListenTCP(net.JoinHostPort(c.bindHost, strconv.Itoa(int(port))), c.log)
 			if err != nil {
-				c.log.Warn("cannot publish port", "port", port, "service", owner[port], "err", err)
+				if _, known := c.portErrs[port]; !known {
+					c.log.Warn("cannot publish port", "port", port, "service", owner[port], "err", err)
+				}
+				c.portErrs[port] = PortError{Port: port, Service: owner[port], Err: err.Error()}
 				continue
 			}
+			delete(c.portErrs, port)
 			c.tcp[port] = p
 			c.log.Info("published port", "port", port, "service", owner[port])
 		}
 		p.Update(applySplit(eps, c.splits[owner[port]]))
+	}
+	for port := range c.portErrs {
+		if _, ok := ports[port]; !ok {
+			delete(c.portErrs, port) // no task wants it any more
+		}
 	}
 	for port, p := range c.tcp {
 		if _, ok := ports[port]; !ok {

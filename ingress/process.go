@@ -39,6 +39,8 @@ type ProcessStatus struct {
 	PID      int    `json:"pid"`
 	HTTPAddr string `json:"http_addr,omitempty"`
 	Tasks    int    `json:"tasks"`
+	// PortErrors are published ports it could not listen on.
+	PortErrors []PortError `json:"port_errors,omitempty"`
 }
 
 // ControlHandler is the proxy process's control API over its unix socket.
@@ -48,7 +50,8 @@ func ControlHandler(c *Controller, httpAddr string) http.Handler {
 		c.mu.Lock()
 		n := len(c.tasks)
 		c.mu.Unlock()
-		_ = json.NewEncoder(w).Encode(ProcessStatus{PID: os.Getpid(), HTTPAddr: httpAddr, Tasks: n})
+		perrs, _ := c.PortErrors(r.Context())
+		_ = json.NewEncoder(w).Encode(ProcessStatus{PID: os.Getpid(), HTTPAddr: httpAddr, Tasks: n, PortErrors: perrs})
 	})
 	mux.HandleFunc("GET /v1/stats", func(w http.ResponseWriter, r *http.Request) {
 		_ = json.NewEncoder(w).Encode(c.http.Stats())
@@ -154,6 +157,12 @@ func (r *Remote) Status(ctx context.Context) (ProcessStatus, error) {
 	}
 	defer resp.Body.Close()
 	return st, json.NewDecoder(resp.Body).Decode(&st)
+}
+
+// PortErrors are the published ports the proxy process could not bind.
+func (r *Remote) PortErrors(ctx context.Context) ([]PortError, error) {
+	st, err := r.Status(ctx)
+	return st.PortErrors, err
 }
 
 // Stats reads the proxy process's per-route, per-revision counters.

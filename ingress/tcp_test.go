@@ -78,3 +78,30 @@ func TestTaskStoppingDrainsPublishedPorts(t *testing.T) {
 		t.Fatal("the connection still works after the drain timeout")
 	}
 }
+
+// TestPortErrors: a published port another program holds is reported,
+// retried, and bound once it is free.
+func TestPortErrors(t *testing.T) {
+	t.Parallel()
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := uint16(taken.Addr().(*net.TCPAddr).Port)
+	c := NewController(New(Options{}), ControllerOptions{BindHost: "127.0.0.1"})
+	defer c.Close()
+	c.TaskReady(api.Task{ID: "a", Stack: "s", Service: "db", Revision: 1}, &api.ServiceSpec{Ports: []api.Port{{Target: 5432, Published: port}}}, "127.0.0.1")
+	errs, _ := c.PortErrors(context.Background())
+	if len(errs) != 1 || errs[0].Port != port || errs[0].Service != "s/db" || errs[0].Err == "" {
+		t.Fatalf("port errors %+v, want port %d of s/db", errs, port)
+	}
+	taken.Close()
+	if errs, _ := c.PortErrors(context.Background()); len(errs) != 0 {
+		t.Fatalf("port errors after the port was freed: %+v", errs)
+	}
+	if conn, err := net.Dial("tcp", taken.Addr().String()); err != nil {
+		t.Fatalf("the port is not published after the retry: %v", err)
+	} else {
+		conn.Close()
+	}
+}
