@@ -219,8 +219,10 @@ func (a *Agent) createAndStart(ctx context.Context, t api.Task, spec *api.Servic
 		return
 	}
 	cctx, cancel := a.engineCtx(ctx)
+	created := time.Now()
 	id, err := a.drv.Create(cctx, cs)
 	cancel()
+	a.log.Debug("container created", "task", t.ID, "took", time.Since(created).Round(time.Millisecond))
 	if errors.Is(err, runtime.ErrConflict) {
 		id, err = a.adoptByName(ctx, t, cs.Name)
 	}
@@ -254,8 +256,10 @@ func (a *Agent) start(ctx context.Context, t api.Task, id string, st *taskState,
 	err := a.redeliverSecrets(ctx, t)
 	if err == nil {
 		sctx, cancel := a.engineCtx(ctx)
+		started := time.Now()
 		err = a.drv.Start(sctx, id)
 		cancel()
+		a.log.Debug("container started", "task", t.ID, "took", time.Since(started).Round(time.Millisecond))
 	}
 	if err != nil {
 		reason := "start container: " + err.Error()
