@@ -34,6 +34,17 @@ func (f *fakeSource) List(ctx context.Context, labels map[string]string) ([]runt
 	return append([]runtime.Container(nil), f.cs...), nil
 }
 
+func (f *fakeSource) Inspect(ctx context.Context, id string) (runtime.Container, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, c := range f.cs {
+		if c.ID == id {
+			return c, nil
+		}
+	}
+	return runtime.Container{}, runtime.ErrNotFound
+}
+
 func (f *fakeSource) Logs(ctx context.Context, id string, opts runtime.LogOptions, stdout, stderr io.Writer) error {
 	f.mu.Lock()
 	es := append([]fakeEntry(nil), f.entries[id]...)
