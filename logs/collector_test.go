@@ -79,7 +79,7 @@ func (f *fakeSource) add(id string, from, n int, t0 time.Time) {
 }
 
 // collectOnce runs a collector until every container is read to its end.
-func collectOnce(t *testing.T, dir string, src *fakeSource) {
+func collectOnce(t testing.TB, dir string, src *fakeSource) {
 	t.Helper()
 	st, err := Open(Options{Dir: filepath.Join(dir, "logs")})
 	if err != nil {

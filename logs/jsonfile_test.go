@@ -20,7 +20,7 @@ import (
 // rotation once the file reaches maxSize (path → path.1 → … → path.N,
 // the oldest overwritten).
 type engineLog struct {
-	t        *testing.T
+	t        testing.TB
 	path     string
 	maxSize  int64
 	maxFiles int
@@ -31,7 +31,7 @@ type engineLog struct {
 	size int64
 }
 
-func newEngineLog(t *testing.T, dir string, maxSize int64, maxFiles int) *engineLog {
+func newEngineLog(t testing.TB, dir string, maxSize int64, maxFiles int) *engineLog {
 	t.Helper()
 	l := &engineLog{t: t, path: filepath.Join(dir, "c-json.log"), maxSize: maxSize, maxFiles: maxFiles, split: 16 << 10}
 	f, err := os.OpenFile(l.path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o640)
@@ -299,4 +299,22 @@ func TestUnreadableLogFileFallsBackToTheAPI(t *testing.T) {
 	if got := readAll(t, st, Query{Stack: "shop"}); len(got) != 20 {
 		t.Fatalf("%d lines kept, want 20", len(got))
 	}
+}
+
+// BenchmarkJSONFileIngest: lines per second the collector keeps from a
+// stopped container's json-file log (500-line chunks of ~100-byte lines,
+// rotated at 10 MB as berth's tasks are), decode and store included.
+func BenchmarkJSONFileIngest(b *testing.B) {
+	el := newEngineLog(b, b.TempDir(), 10<<20, 1000)
+	t0 := time.Now().Add(-time.Hour).UTC()
+	const n = 200000
+	for i := 0; i < n; i++ {
+		el.line(api.StreamStdout, t0.Add(time.Duration(i)*time.Microsecond), fmt.Sprintf("GET /items/%d 200 %dms user=%d the quick brown fox jumps over the lazy dog", i, i%97, i%1013))
+	}
+	src := &fakeSource{cs: []runtime.Container{fileContainer("aaaaaaaaaaaaaaaa", el.path, false)}}
+	b.ResetTimer()
+	for b.Loop() {
+		collectOnce(b, b.TempDir(), src)
+	}
+	b.ReportMetric(float64(n*b.N)/b.Elapsed().Seconds(), "lines/s")
 }
