@@ -121,6 +121,7 @@ func ingestFigures(ctx context.Context, drv *docker.Driver, berthBin, dir string
 		lines, ing.rate, base, ing.rate/base, load0, load1, load2)
 	fmt.Printf("| the engine's log API reading the same finished container (berth's fallback path) | — | %.0f lines/s | — | — | — |\n", ing.read)
 	fmt.Printf("| berth's CPU while ingesting, per 10k lines/s (all of berth up) | %.3f cores | — | — | — | — |\n", ing.cpu/(ing.rate/10000))
+	fmt.Printf("| lines read back from berth (`berth logs`), each attributed to the service and task | all %d, none twice | — | — | no loss, no duplicate | — |\n", lines)
 	fmt.Printf("| the same container's run time with berth following it | %s (%.0f lines/s written) | — | — | — | — |\n",
 		ing.container.Round(time.Millisecond), float64(lines)/ing.container.Seconds())
 
@@ -230,6 +231,21 @@ func berthIngest(ctx context.Context, drv *docker.Driver, bin, parent string, li
 	}
 	done := time.Now()
 	cpu1, _ := host.CPUTime(cmd.Process.Pid)
+	// Every line kept once: read them all back (once the store has
+	// flushed what was appended last) and check the numbers.
+	var dups, stray, missing int
+	for try := 0; try < 20; try++ {
+		time.Sleep(200 * time.Millisecond)
+		if dups, stray, missing, err = readBack(ctx, cl, stack.Name, lines); err != nil {
+			return ingest{}, err
+		}
+		if missing == 0 {
+			break
+		}
+	}
+	if dups+stray+missing > 0 {
+		return ingest{}, fmt.Errorf("lines read back: %d missing, %d twice, %d not the container's", missing, dups, stray)
+	}
 	cs, err := drv.List(ctx, map[string]string{api.LabelCluster: cluster})
 	if err != nil || len(cs) != 1 {
 		return ingest{}, fmt.Errorf("find the container: %v (%d)", err, len(cs))
@@ -256,6 +272,37 @@ func loadAvg() string {
 		return "?"
 	}
 	return strings.Fields(string(b))[0]
+}
+
+// readBack reads every line of the stack and counts the spew's numbers
+// missing, read twice, and lines that are not the spew's.
+func readBack(ctx context.Context, cl *client.Client, stack string, lines int) (dups, stray, missing int, err error) {
+	seen := make([]bool, lines)
+	err = cl.Logs(ctx, stack, api.LogsRequest{}, func(l api.LogLine) error {
+		f := strings.Fields(l.Line)
+		n := -1
+		if len(f) > 2 && f[0] == "spew" {
+			n, _ = strconv.Atoi(f[2])
+		}
+		switch {
+		case n < 0 || n >= lines || l.Service != "web" || l.Task == "":
+			stray++
+		case seen[n]:
+			dups++
+		default:
+			seen[n] = true
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, 0, 0, fmt.Errorf("read the lines back: %w", err)
+	}
+	for _, ok := range seen {
+		if !ok {
+			missing++
+		}
+	}
+	return dups, stray, missing, nil
 }
 
 type lineCounter struct{ n int }
