@@ -318,3 +318,49 @@ func BenchmarkJSONFileIngest(b *testing.B) {
 	}
 	b.ReportMetric(float64(n*b.N)/b.Elapsed().Seconds(), "lines/s")
 }
+
+// A follower that falls more files behind than the engine keeps reads
+// the file it holds open to its end, then goes on with the oldest file
+// left (what came between is lost, with a warning), and does not stall.
+func TestJSONFileFallenBehindRotationGoesOn(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	el := newEngineLog(t, t.TempDir(), 1, 3) // a file per line, 3 kept
+	t0 := time.Now().Add(-time.Hour).UTC()
+	el.line(api.StreamStdout, t0, "line 0")
+	st, err := Open(Options{Dir: filepath.Join(dir, "logs")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	c := NewCollector(CollectorConfig{}, &fakeSource{}, st, nil)
+	f := &follower{c: c, short: "c", meta: api.LogLine{Stack: "shop", Task: "t1"}, stop: make(chan struct{})}
+	j, err := openJSONFile(f, el.path, f.stop)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 1; i < 10; i++ { // lines 1–6 are dropped with their files
+		el.line(api.StreamStdout, t0.Add(time.Duration(i)*time.Second), fmt.Sprintf("line %d", i))
+	}
+	f.halt()
+	done := make(chan error)
+	go func() { done <- j.run(context.Background()) }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("follower stalled")
+	}
+	if err := st.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, l := range readAll(t, st, Query{Stack: "shop"}) {
+		got = append(got, l.Line)
+	}
+	if want := []string{"line 0", "line 7", "line 8", "line 9"}; fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("kept %q, want %q", got, want)
+	}
+}
