@@ -3,8 +3,10 @@ package logs
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"log/slog"
+	"os"
 	"strconv"
 	"sync"
 	"time"
@@ -16,6 +18,8 @@ import (
 // Source is what the collector needs of the engine.
 type Source interface {
 	List(ctx context.Context, labels map[string]string) ([]runtime.Container, error)
+	// Inspect gives a container's log driver and json-file path.
+	Inspect(ctx context.Context, id string) (runtime.Container, error)
 	Logs(ctx context.Context, id string, opts runtime.LogOptions, stdout, stderr io.Writer) error
 	Events(ctx context.Context, labels map[string]string) (<-chan runtime.Event, <-chan error)
 }
@@ -37,11 +41,15 @@ type CollectorConfig struct {
 	Resync time.Duration
 	// SaveEvery is how often positions are made durable (default 1s).
 	SaveEvery time.Duration
-	Logger    *slog.Logger
+	// APIOnly reads every container's output through the engine's log
+	// API, even when its json-file log is readable on this host.
+	APIOnly bool
+	Logger  *slog.Logger
 }
 
 // Collector follows the output of every berth container on the node into
-// the store, from the first byte, and picks up after a restart of berth
+// the store, from the first byte: by reading the engine's json-file log
+// where berth can (see jsonFile), through the engine's log API otherwise, and picks up after a restart of berth
 // exactly where it stopped: each container's position is the time of the
 // last line kept and how many lines carried that very time, saved only
 // after those lines were written, and raised on start from the lines the
@@ -137,7 +145,9 @@ func (c *Collector) watchEngine(ctx context.Context, kick chan<- struct{}) {
 				if !ok {
 					break stream
 				}
-				if e.Action == runtime.EventStart {
+				// A start is a container to follow; a stop or removal ends
+				// a follower of its json-file log at the log's end.
+				if e.Action == runtime.EventStart || e.Action == runtime.EventDie || e.Action == runtime.EventDestroy {
 					select {
 					case kick <- struct{}{}:
 					default:
@@ -212,19 +222,30 @@ func (c *Collector) resync(ctx context.Context) {
 		if !ok {
 			continue
 		}
-		if _, busy := c.followers[id]; busy {
+		if f, busy := c.followers[id]; busy {
+			if !ct.Running() {
+				f.halt()
+			}
 			continue
 		}
 		if started, ok := c.drained[id]; ok && !ct.Running() && started.Equal(ct.StartedAt) {
 			continue
 		}
-		f := &follower{c: c, id: ct.ID, short: id, meta: src, cur: c.cursors[id], started: ct.StartedAt}
+		f := &follower{c: c, id: ct.ID, short: id, meta: src, cur: c.cursors[id], started: ct.StartedAt, stop: make(chan struct{})}
+		if !ct.Running() {
+			f.halt()
+		}
 		c.followers[id] = f
 		c.wg.Add(1)
 		go func() {
 			defer c.wg.Done()
 			f.run(ctx)
 		}()
+	}
+	for id, f := range c.followers {
+		if !seen[id] {
+			f.halt()
+		}
 	}
 	for id := range c.drained {
 		if !seen[id] {
@@ -266,14 +287,21 @@ type follower struct {
 	short   string
 	meta    api.LogLine
 	started time.Time
+	stop    chan struct{} // closed once the container is seen stopped or gone
+	halted  sync.Once
 
 	mu    sync.Mutex
 	cur   Cursor
 	from  time.Time // the position this run started from
 	skip  int       // lines at from already kept, still to skip
 	lines uint64
-	buf   []api.LogLine
+	pend  []api.LogLine // kept, not yet appended to the store
 }
+
+// halt tells a follower of a json-file log that the container stopped:
+// it ends once it has read the log to its end. (The API stream ends by
+// itself.)
+func (f *follower) halt() { f.halted.Do(func() { close(f.stop) }) }
 
 func (f *follower) position() Cursor {
 	f.mu.Lock()
@@ -289,12 +317,7 @@ func (f *follower) count() uint64 {
 
 func (f *follower) run(ctx context.Context) {
 	f.from, f.skip = f.cur.Time, f.cur.N
-	opts := runtime.LogOptions{Follow: true, Timestamps: true, Since: f.cur.Time}
-	stdout := &lineWriter{f: f, stream: api.StreamStdout}
-	stderr := &lineWriter{f: f, stream: api.StreamStderr}
-	err := f.c.src.Logs(ctx, f.id, opts, stdout, stderr)
-	stdout.end()
-	stderr.end()
+	err := f.follow(ctx)
 	c := f.c
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -314,11 +337,39 @@ func (f *follower) run(ctx context.Context) {
 	}
 }
 
-// line keeps one line unless the position this run started from says it
-// was kept before. Lines of stdout and stderr are stamped by two readers
-// in the engine, so their times are not strictly in order: only lines at
-// or before the starting position are compared with it.
-func (f *follower) line(stream string, ts time.Time, text []byte) {
+// follow reads the container's output from f.from: its json-file log
+// when the engine's path to it is readable here, the engine's log API
+// otherwise (another log driver, a rootless or remote engine).
+func (f *follower) follow(ctx context.Context) error {
+	if !f.c.cfg.APIOnly {
+		ictx, cancel := context.WithTimeout(ctx, f.c.cfg.CallTimeout)
+		ct, err := f.c.src.Inspect(ictx, f.id)
+		cancel()
+		if err == nil && ct.LogDriver == "json-file" && ct.LogPath != "" {
+			j, err := openJSONFile(f, ct.LogPath, f.stop)
+			if err == nil {
+				return j.run(ctx)
+			}
+			if !errors.Is(err, os.ErrNotExist) {
+				f.c.log.Debug("read container log file", "container", f.short, "err", err)
+			}
+		}
+	}
+	opts := runtime.LogOptions{Follow: true, Timestamps: true, Since: f.from}
+	stdout := &lineWriter{f: f, stream: api.StreamStdout}
+	stderr := &lineWriter{f: f, stream: api.StreamStderr}
+	err := f.c.src.Logs(ctx, f.id, opts, stdout, stderr)
+	stdout.end()
+	stderr.end()
+	return err
+}
+
+// keep takes one line unless the position this run started from says it
+// was kept before; commit appends what was taken. Lines of stdout and
+// stderr are stamped by two readers in the engine, so their times are
+// not strictly in order: only lines at or before the starting position
+// are compared with it.
+func (f *follower) keep(stream string, ts time.Time, text []byte) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	switch {
@@ -330,21 +381,37 @@ func (f *follower) line(stream string, ts time.Time, text []byte) {
 	}
 	l := f.meta
 	l.Time, l.Stream, l.Line = ts, stream, string(text)
-	f.buf = append(f.buf[:0], l)
-	if err := f.c.store.Append(l.Stack, f.buf); err != nil {
-		f.c.log.Warn("keep log line", "stack", l.Stack, "err", err)
+	f.pend = append(f.pend, l)
+}
+
+// commit appends the lines taken to the store in one call, offers them
+// to the shippers and moves the position past them.
+func (f *follower) commit() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.pend) == 0 {
 		return
 	}
-	if f.c.ship != nil {
-		f.c.ship.Offer(l)
+	defer func() {
+		clear(f.pend)
+		f.pend = f.pend[:0]
+	}()
+	if err := f.c.store.Append(f.meta.Stack, f.pend); err != nil {
+		f.c.log.Warn("keep log lines", "stack", f.meta.Stack, "lines", len(f.pend), "err", err)
+		return
 	}
-	switch {
-	case ts.Equal(f.cur.Time):
-		f.cur.N++
-	case ts.After(f.cur.Time):
-		f.cur = Cursor{Time: ts, N: 1}
+	for _, l := range f.pend {
+		if f.c.ship != nil {
+			f.c.ship.Offer(l)
+		}
+		switch {
+		case l.Time.Equal(f.cur.Time):
+			f.cur.N++
+		case l.Time.After(f.cur.Time):
+			f.cur = Cursor{Time: l.Time, N: 1}
+		}
 	}
-	f.lines++
+	f.lines += uint64(len(f.pend))
 }
 
 // lineWriter splits one stream into lines of the form "TIMESTAMP text".
@@ -371,6 +438,7 @@ func (w *lineWriter) Write(p []byte) (int, error) {
 		}
 		p = p[i+1:]
 	}
+	w.f.commit()
 	return n, nil
 }
 
@@ -379,6 +447,7 @@ func (w *lineWriter) end() {
 		w.emit(w.partial)
 		w.partial = nil
 	}
+	w.f.commit()
 }
 
 func (w *lineWriter) emit(b []byte) {
@@ -388,5 +457,5 @@ func (w *lineWriter) emit(b []byte) {
 			ts, b = t.UTC(), b[i+1:]
 		}
 	}
-	w.f.line(w.stream, ts, bytes.TrimSuffix(b, []byte{'\r'}))
+	w.f.keep(w.stream, ts, bytes.TrimSuffix(b, []byte{'\r'}))
 }

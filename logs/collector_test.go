@@ -34,6 +34,17 @@ func (f *fakeSource) List(ctx context.Context, labels map[string]string) ([]runt
 	return append([]runtime.Container(nil), f.cs...), nil
 }
 
+func (f *fakeSource) Inspect(ctx context.Context, id string) (runtime.Container, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, c := range f.cs {
+		if c.ID == id {
+			return c, nil
+		}
+	}
+	return runtime.Container{}, runtime.ErrNotFound
+}
+
 func (f *fakeSource) Logs(ctx context.Context, id string, opts runtime.LogOptions, stdout, stderr io.Writer) error {
 	f.mu.Lock()
 	es := append([]fakeEntry(nil), f.entries[id]...)
@@ -68,7 +79,7 @@ func (f *fakeSource) add(id string, from, n int, t0 time.Time) {
 }
 
 // collectOnce runs a collector until every container is read to its end.
-func collectOnce(t *testing.T, dir string, src *fakeSource) {
+func collectOnce(t testing.TB, dir string, src *fakeSource) {
 	t.Helper()
 	st, err := Open(Options{Dir: filepath.Join(dir, "logs")})
 	if err != nil {

@@ -1,5 +1,6 @@
 // Package logs is berth's own log store and log collection: the agent
-// follows every berth container's output through the engine API into
+// follows every berth container's output (its json-file log read
+// directly where berth can, the engine's log API otherwise) into
 // append-only segment files per stack, kept within per-stack retention
 // and a global disk budget, queried in time order across tasks, and
 // shipped to outside sinks (syslog, Loki) without ever blocking.

@@ -196,6 +196,12 @@ type Container struct {
 	// Addresses maps network name to the container's IPv4 address on it.
 	Addresses map[string]string
 	Pid       int
+	// LogDriver is the container's log driver ("json-file" for berth's
+	// tasks) and LogPath the json-file log's path on the engine's host:
+	// both from Inspect only. The path is the engine's, not necessarily
+	// readable by berth (rootless or remote engine).
+	LogDriver string
+	LogPath   string
 }
 
 // Running reports whether the container's process is up.

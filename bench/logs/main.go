@@ -5,12 +5,16 @@
 //     second berth keeps (from the container's start until the collector
 //     has kept all N) and berth's CPU per 10k lines/s, against the rate at
 //     which dockerd's own json-file path takes the same container's output
-//     with no reader (the container's run time);
+//     with no reader (the container's run time); berth reads the
+//     container's json-file log directly, and the engine's log API (its
+//     fallback) is timed on the finished container for comparison;
 //   - query: the last 1,000 lines of a stack from a 1 GB store, through
 //     `berth logs --tail 1000` over the API and from the store directly,
 //     against `tail -n 1000` of the same lines in a flat 1 GB file.
 //
-// It prints a Markdown section for bench/RESULTS.md.
+// It prints a Markdown section for bench/RESULTS.md, with the machine's
+// load average (1 min) before and after each figure: the machine may be
+// shared.
 package main
 
 import (
@@ -76,44 +80,49 @@ func run(lines int, storeGB float64, runs int) error {
 	defer exec.Command("docker", "rmi", "-f", image).Run()
 
 	info, _ := drv.Info(ctx)
-	fmt.Printf("## Logs (issue: operations) — %s\n\n", time.Now().UTC().Format("2006-01-02"))
-	fmt.Printf("Machine: %s, %d CPUs, %.1f GiB, Docker Engine %s. Command: `go run ./bench/logs -lines %d -store-gb %g`.\n\n",
-		host.CPUModel(), info.NanoCPUs/1e9, float64(info.Memory)/(1<<30), info.Version, lines, storeGB)
+	fmt.Printf("## Logs (issue: log ingest) — %s\n\n", time.Now().UTC().Format("2006-01-02"))
+	fmt.Printf("Machine: %s, %d CPUs, %.1f GiB, Docker Engine %s. Command: `go run ./bench/logs -lines %d -store-gb %g -runs %d`.\n\n",
+		host.CPUModel(), info.NanoCPUs/1e9, float64(info.Memory)/(1<<30), info.Version, lines, storeGB, runs)
 
-	fmt.Println("| figure | berth | baseline (same run) | ratio | goal |")
-	fmt.Println("|---|---|---|---|---|")
+	fmt.Println("| figure | berth | baseline (same run) | ratio | goal | load avg (1 min) before → after |")
+	fmt.Println("|---|---|---|---|---|---|")
 	if lines > 0 {
-		if err := ingestFigures(ctx, drv, berthBin, dir, lines); err != nil {
+		if err := ingestFigures(ctx, drv, berthBin, dir, lines, loadAvg()); err != nil {
 			return err
 		}
 	}
 	if storeGB <= 0 {
 		return nil
 	}
+	load0 := loadAvg()
 	q, err := queryFigure(ctx, berthBin, dir, storeGB, runs)
 	if err != nil {
 		return fmt.Errorf("query: %w", err)
 	}
-	fmt.Printf("| last 1,000 lines of a stack from a %.2f GB store, `berth logs --tail 1000` over the API, median of %d (p90) | %s (%s) | %s (`tail -n 1000` of a flat %.2f GB file of the same lines) | %.2f× | ≤ 50 ms |\n",
-		q.storeBytes/1e9, runs, q.api.Round(100*time.Microsecond), q.apiP90.Round(100*time.Microsecond), q.tail.Round(100*time.Microsecond), q.flatBytes/1e9, q.api.Seconds()/q.tail.Seconds())
-	fmt.Printf("| the same from the store directly (logs.Store.Read), median of %d | %s | — | — | — |\n", runs, q.direct.Round(100*time.Microsecond))
+	load := load0 + " → " + loadAvg()
+	fmt.Printf("| last 1,000 lines of a stack from a %.2f GB store, `berth logs --tail 1000` over the API, median of %d (p90) | %s (%s) | %s (`tail -n 1000` of a flat %.2f GB file of the same lines) | %.2f× | ≤ 50 ms | %s |\n",
+		q.storeBytes/1e9, runs, q.api.Round(100*time.Microsecond), q.apiP90.Round(100*time.Microsecond), q.tail.Round(100*time.Microsecond), q.flatBytes/1e9, q.api.Seconds()/q.tail.Seconds(), load)
+	fmt.Printf("| the same from the store directly (logs.Store.Read), median of %d | %s | — | — | — | %s |\n", runs, q.direct.Round(100*time.Microsecond), load)
 	return nil
 }
 
-func ingestFigures(ctx context.Context, drv *docker.Driver, berthBin, dir string, lines int) error {
+func ingestFigures(ctx context.Context, drv *docker.Driver, berthBin, dir string, lines int, load0 string) error {
 	base, err := jsonFileRate(ctx, drv, lines)
 	if err != nil {
 		return fmt.Errorf("json-file baseline: %w", err)
 	}
+	load1 := loadAvg()
 	ing, err := berthIngest(ctx, drv, berthBin, dir, lines)
 	if err != nil {
 		return fmt.Errorf("berth ingest: %w", err)
 	}
-	fmt.Printf("| log ingest, one container writing %d lines as fast as it can | %.0f lines/s kept | %.0f lines/s (dockerd json-file, no reader) | %.2f× | ≥ 50,000 lines/s |\n",
-		lines, ing.rate, base, ing.rate/base)
-	fmt.Printf("| the engine's log API reading the same finished container (what berth reads through) | — | %.0f lines/s | — | — |\n", ing.read)
-	fmt.Printf("| berth's CPU while ingesting, per 10k lines/s | %.3f cores | — | — | — |\n", ing.cpu/(ing.rate/10000))
-	fmt.Printf("| the same container's run time with berth following it | %s (%.0f lines/s written) | — | — | — |\n",
+	load2 := loadAvg()
+	fmt.Printf("| log ingest, one container writing %d lines as fast as it can | %.0f lines/s kept | %.0f lines/s (dockerd json-file, no reader) | %.2f× | ≥ 50,000 lines/s | %s → %s (baseline), → %s (berth) |\n",
+		lines, ing.rate, base, ing.rate/base, load0, load1, load2)
+	fmt.Printf("| the engine's log API reading the same finished container (berth's fallback path) | — | %.0f lines/s | — | — | — |\n", ing.read)
+	fmt.Printf("| berth's CPU while ingesting, per 10k lines/s (all of berth up) | %.3f cores | — | — | — | — |\n", ing.cpu/(ing.rate/10000))
+	fmt.Printf("| lines read back from berth (`berth logs`), each attributed to the service and task | all %d, none twice | — | — | no loss, no duplicate | — |\n", lines)
+	fmt.Printf("| the same container's run time with berth following it | %s (%.0f lines/s written) | — | — | — | — |\n",
 		ing.container.Round(time.Millisecond), float64(lines)/ing.container.Seconds())
 
 	return nil
@@ -222,6 +231,21 @@ func berthIngest(ctx context.Context, drv *docker.Driver, bin, parent string, li
 	}
 	done := time.Now()
 	cpu1, _ := host.CPUTime(cmd.Process.Pid)
+	// Every line kept once: read them all back (once the store has
+	// flushed what was appended last) and check the numbers.
+	var dups, stray, missing int
+	for try := 0; try < 20; try++ {
+		time.Sleep(200 * time.Millisecond)
+		if dups, stray, missing, err = readBack(ctx, cl, stack.Name, lines); err != nil {
+			return ingest{}, err
+		}
+		if missing == 0 {
+			break
+		}
+	}
+	if dups+stray+missing > 0 {
+		return ingest{}, fmt.Errorf("lines read back: %d missing, %d twice, %d not the container's", missing, dups, stray)
+	}
 	cs, err := drv.List(ctx, map[string]string{api.LabelCluster: cluster})
 	if err != nil || len(cs) != 1 {
 		return ingest{}, fmt.Errorf("find the container: %v (%d)", err, len(cs))
@@ -239,6 +263,46 @@ func berthIngest(ctx context.Context, drv *docker.Driver, bin, parent string, li
 	read := float64(cnt.n) / time.Since(readStart).Seconds()
 	return ingest{read: read, rate: float64(lines) / wall.Seconds(), cpu: (cpu1 - cpu0).Seconds() / wall.Seconds(),
 		container: c.FinishedAt.Sub(c.StartedAt)}, nil
+}
+
+// loadAvg is the machine's 1-minute load average.
+func loadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "?"
+	}
+	return strings.Fields(string(b))[0]
+}
+
+// readBack reads every line of the stack and counts the spew's numbers
+// missing, read twice, and lines that are not the spew's.
+func readBack(ctx context.Context, cl *client.Client, stack string, lines int) (dups, stray, missing int, err error) {
+	seen := make([]bool, lines)
+	err = cl.Logs(ctx, stack, api.LogsRequest{}, func(l api.LogLine) error {
+		f := strings.Fields(l.Line)
+		n := -1
+		if len(f) > 2 && f[0] == "spew" {
+			n, _ = strconv.Atoi(f[2])
+		}
+		switch {
+		case n < 0 || n >= lines || l.Service != "web" || l.Task == "":
+			stray++
+		case seen[n]:
+			dups++
+		default:
+			seen[n] = true
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, 0, 0, fmt.Errorf("read the lines back: %w", err)
+	}
+	for _, ok := range seen {
+		if !ok {
+			missing++
+		}
+	}
+	return dups, stray, missing, nil
 }
 
 type lineCounter struct{ n int }

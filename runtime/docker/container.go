@@ -189,6 +189,10 @@ func (d *Driver) Inspect(ctx context.Context, id string) (runtime.Container, err
 	if c.Config != nil {
 		out.Labels = c.Config.Labels
 	}
+	out.LogPath = c.LogPath
+	if c.HostConfig != nil {
+		out.LogDriver = c.HostConfig.LogConfig.Type
+	}
 	if s := c.State; s != nil {
 		out.State = string(s.Status)
 		out.ExitCode, out.OOMKilled, out.Error, out.Pid = s.ExitCode, s.OOMKilled, s.Error, s.Pid
@@ -224,7 +228,7 @@ func parseTime(s string) time.Time {
 // List returns containers carrying all the labels, running or not, from
 // one list call: ID, name, image ID, labels, state, addresses, and the
 // exit code and health the engine's status line shows. Timestamps, Pid,
-// OOMKilled and Error need Inspect.
+// OOMKilled, Error and the log driver and path need Inspect.
 func (d *Driver) List(ctx context.Context, labels map[string]string) ([]runtime.Container, error) {
 	ctx, cancel := d.call(ctx)
 	defer cancel()

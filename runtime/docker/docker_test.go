@@ -110,6 +110,9 @@ func TestContainerLifecycle(t *testing.T) {
 	if !c.Running() || c.Pid == 0 || c.StartedAt.IsZero() || c.Addresses[net] == "" || c.Labels[labelCluster] != e.cluster {
 		t.Fatalf("running container = %+v", c)
 	}
+	if c.LogDriver != "json-file" || !strings.HasSuffix(c.LogPath, id+"-json.log") {
+		t.Fatalf("log driver %q at %q, want json-file at …/%s-json.log", c.LogDriver, c.LogPath, id)
+	}
 	cs, err := e.d.List(e.ctx, e.labels)
 	if err != nil {
 		t.Fatal(err)

@@ -432,7 +432,7 @@ func (d *Driver) Create(ctx context.Context, spec runtime.ContainerSpec) (string
 	spec = copySpec(spec)
 	c := &ctr{
 		c: runtime.Container{ID: id, Name: spec.Name, Image: img.ID, Labels: copyMap(spec.Labels),
-			State: runtime.StateCreated, Addresses: map[string]string{}},
+			State: runtime.StateCreated, Addresses: map[string]string{}, LogDriver: "json-file"},
 		spec:    spec,
 		changed: make(chan struct{}),
 	}
@@ -607,7 +607,9 @@ func (d *Driver) remove(c *ctr) {
 	d.emit(c, runtime.EventDestroy, nil)
 }
 
-// Inspect returns a container's full state.
+// Inspect returns a container's full state. The fake keeps output in
+// memory: its log driver is json-file but it has no log file (LogPath is
+// empty), so readers use Logs.
 func (d *Driver) Inspect(ctx context.Context, id string) (runtime.Container, error) {
 	if err := d.enter(ctx, "Inspect"); err != nil {
 		return runtime.Container{}, err
@@ -622,7 +624,7 @@ func (d *Driver) Inspect(ctx context.Context, id string) (runtime.Container, err
 
 // List returns containers carrying all the labels, sorted by ID, with
 // only the fields the engine's list gives (as the Docker driver): no
-// timestamps, Pid, OOMKilled or Error; those need Inspect.
+// timestamps, Pid, OOMKilled, Error or log driver; those need Inspect.
 func (d *Driver) List(ctx context.Context, labels map[string]string) ([]runtime.Container, error) {
 	if err := d.enter(ctx, "List"); err != nil {
 		return nil, err
@@ -633,6 +635,7 @@ func (d *Driver) List(ctx context.Context, labels map[string]string) ([]runtime.
 		if hasLabels(c.c.Labels, labels) {
 			l := clone(c.c)
 			l.StartedAt, l.FinishedAt, l.Pid, l.OOMKilled, l.Error = time.Time{}, time.Time{}, 0, false, ""
+			l.LogDriver, l.LogPath = "", ""
 			out = append(out, l)
 		}
 	}
