@@ -105,9 +105,11 @@ func TestCanaryGates(t *testing.T) {
 		t.Fatalf("after the rollback: %v, failures %v", counts, failures)
 	}
 
-	// A slow version: every answer takes 300ms.
+	// A slow version: every answer takes 600ms (past twice the
+	// old p99 plus the gate's 100 ms slack unless that p99 passes
+	// 250ms, and still some 50 requests to judge in the 5s step).
 	l = routeLoad(b, host)
-	out, code = b.cli("deploy", "-f", writeCompose(t, strategyStack(host, deploy, "v3", "PROBE_DELAY: 300ms")), "--stack", "can", "--timeout", "90s")
+	out, code = b.cli("deploy", "-f", writeCompose(t, strategyStack(host, deploy, "v3", "PROBE_DELAY: 600ms")), "--stack", "can", "--timeout", "90s")
 	if code == 0 || !strings.Contains(out, "latency gate failed") {
 		t.Fatalf("deploy of a slow canary: exit %d\n%s", code, out)
 	}
