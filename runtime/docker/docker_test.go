@@ -513,3 +513,21 @@ func TestNetworkEnsureHealsDuplicateName(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// Engine 20.10 refuses a disk usage call while another runs; concurrent
+// callers (housekeeping, berth df, another berth) all get their answer.
+func TestDiskUsageConcurrent(t *testing.T) {
+	e := newEnv(t)
+	errs := make(chan error, 4)
+	for range 4 {
+		go func() {
+			_, err := e.d.DiskUsage(e.ctx)
+			errs <- err
+		}()
+	}
+	for range 4 {
+		if err := <-errs; err != nil {
+			t.Fatalf("concurrent disk usage: %v", err)
+		}
+	}
+}

@@ -3,6 +3,7 @@ package docker
 import (
 	"context"
 	"io"
+	"strings"
 	"time"
 
 	cerrdefs "github.com/containerd/errdefs"
@@ -106,6 +107,16 @@ func (d *Driver) DiskUsage(ctx context.Context) (runtime.EngineDiskUsage, error)
 	ctx, cancel := context.WithTimeout(ctx, 2*d.timeout)
 	defer cancel()
 	du, err := d.cli.DiskUsage(ctx, types.DiskUsageOptions{})
+	// Engine 20.10 runs one /system/df at a time and refuses the others
+	// (another berth's housekeeping, a `docker system df`): wait for it.
+	for err != nil && strings.Contains(err.Error(), "disk usage operation is already running") {
+		select {
+		case <-ctx.Done():
+			return runtime.EngineDiskUsage{}, d.wrap("disk usage", err)
+		case <-time.After(250 * time.Millisecond):
+		}
+		du, err = d.cli.DiskUsage(ctx, types.DiskUsageOptions{})
+	}
 	if err != nil {
 		return runtime.EngineDiskUsage{}, d.wrap("disk usage", err)
 	}
