@@ -23,14 +23,15 @@ import (
 func TestDeliveryPipeline(t *testing.T) {
 	t.Parallel()
 	prod := startDockerRegistry(t)
+	token := fmt.Sprintf("e2e%d%d", os.Getpid(), time.Now().UnixNano()%100000)
+	// Registered first, so it runs after the cluster's containers are gone.
+	removeImages(t, token)
 	b := startBerth(t)
 	ctx := context.Background()
 	reg, err := b.cl.Registry(ctx)
 	if err != nil || reg.Addr == "" {
 		t.Fatalf("embedded registry: %v %+v", err, reg)
 	}
-	token := fmt.Sprintf("e2e%d%d", os.Getpid(), time.Now().UnixNano()%100000)
-	removeImages(t, token)
 	repo := reg.Addr + "/" + token + "/shipit"
 	// Stack networks are named for the stack on the shared engine: a name
 	// of this run's own keeps concurrent runs apart.

@@ -19,13 +19,14 @@ import (
 func TestRegistryInterop(t *testing.T) {
 	t.Parallel()
 	skopeo := needTool(t, "skopeo", "skopeo")
+	token := fmt.Sprintf("e2e%d%d", os.Getpid(), time.Now().UnixNano()%100000)
+	// Registered first, so it runs after the cluster's containers are gone.
+	removeImages(t, token)
 	b := startBerth(t)
 	reg, err := b.cl.Registry(context.Background())
 	if err != nil || reg.Addr == "" {
 		t.Fatalf("registry: %v %+v", err, reg)
 	}
-	token := fmt.Sprintf("e2e%d%d", os.Getpid(), time.Now().UnixNano()%100000)
-	removeImages(t, token)
 	dockerCfg := t.TempDir()
 	docker := func(stdin string, args ...string) (string, error) {
 		cmd := exec.Command("docker", args...)
@@ -110,13 +111,14 @@ func TestRegistryInterop(t *testing.T) {
 // nothing.
 func TestDeliveryBadInputs(t *testing.T) {
 	t.Parallel()
+	token := fmt.Sprintf("e2e%d%d", os.Getpid(), time.Now().UnixNano()%100000)
+	// Registered first, so it runs after the cluster's containers are gone.
+	removeImages(t, token)
 	b := startBerth(t)
 	reg, err := b.cl.Registry(context.Background())
 	if err != nil || reg.Addr == "" {
 		t.Fatalf("registry: %v %+v", err, reg)
 	}
-	token := fmt.Sprintf("e2e%d%d", os.Getpid(), time.Now().UnixNano()%100000)
-	removeImages(t, token)
 
 	empty := t.TempDir()
 	broken := t.TempDir()

@@ -18,13 +18,14 @@ import (
 // pending in berth status and rolls out on berth update approve.
 func TestAutoUpdateApproval(t *testing.T) {
 	t.Parallel()
+	token := fmt.Sprintf("e2e%d%d", os.Getpid(), time.Now().UnixNano()%100000)
+	// Registered first, so it runs after the cluster's containers are gone.
+	removeImages(t, token)
 	b := startBerth(t)
 	reg, err := b.cl.Registry(context.Background())
 	if err != nil || reg.Addr == "" {
 		t.Fatalf("registry: %v %+v", err, reg)
 	}
-	token := fmt.Sprintf("e2e%d%d", os.Getpid(), time.Now().UnixNano()%100000)
-	removeImages(t, token)
 	repo := reg.Addr + "/" + token + "/shipit"
 	stack := "u" + token
 	src := appRepo(t, "v1")

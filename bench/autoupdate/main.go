@@ -94,11 +94,15 @@ func run(n int, logFile string) error {
 		}
 		return nil
 	}
+	var pulled string // the repository whose images the engine pulled
 	defer func() {
 		_ = cli("rm", stack)
 		time.Sleep(3 * time.Second)
 		_ = up.Process.Signal(os.Interrupt)
 		_, _ = up.Process.Wait()
+		if pulled != "" {
+			removeRepoImages(pulled)
+		}
 	}()
 	var ver struct{ ingress string }
 	for i := 0; i < 300; i++ {
@@ -113,6 +117,7 @@ func run(n int, logFile string) error {
 		return fmt.Errorf("registry: %v %+v", err, reg)
 	}
 	auth := remote.WithAuth(&authn.Basic{Username: reg.Username, Password: reg.Password})
+	pulled = reg.Addr + "/bench/shipit"
 	tag, _ := name.ParseReference(reg.Addr+"/bench/shipit:stable", name.Insecure)
 	pushTo := func(to name.Reference, version string) (string, error) {
 		img, err := shipitImage(bin, version)
@@ -334,4 +339,20 @@ func list(ds []time.Duration) string {
 		parts = append(parts, d.Round(10*time.Millisecond).String())
 	}
 	return strings.Join(parts, ", ")
+}
+
+// removeRepoImages removes the engine's images of one repository (what
+// the service pulled by digest), once no container uses them.
+func removeRepoImages(repo string) {
+	out, err := exec.Command("docker", "image", "ls", "--format", "{{.Repository}} {{.ID}}").Output()
+	if err != nil {
+		return
+	}
+	seen := map[string]bool{}
+	for _, line := range strings.Split(string(out), "\n") {
+		if f := strings.Fields(line); len(f) == 2 && f[0] == repo && !seen[f[1]] {
+			seen[f[1]] = true
+			_ = exec.Command("docker", "rmi", "-f", f[1]).Run()
+		}
+	}
 }
