@@ -36,8 +36,8 @@ func TestGCCollectsOnlyBerthObjects(t *testing.T) {
 	cli := drv.Client()
 	testLabel := fmt.Sprintf("gc-%d", os.Getpid())
 	mine := map[string]string{"io.berth.test": testLabel}
-	t.Cleanup(func() { removeLabelled(t, "io.berth.test="+testLabel) })
-	t.Cleanup(func() { removeLabelled(t, api.LabelCluster+"="+b.cluster) })
+	b.afterCleanup(func() { removeLabelled(t, "io.berth.test="+testLabel) })
+	b.afterCleanup(func() { removeLabelled(t, api.LabelCluster+"="+b.cluster) })
 
 	build := func(tag string, labels map[string]string) string {
 		t.Helper()
@@ -240,8 +240,8 @@ alerts:
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	testLabel := fmt.Sprintf("auto-%d", os.Getpid())
-	t.Cleanup(func() { removeLabelled(t, "io.berth.test="+testLabel) })
-	t.Cleanup(func() { removeLabelled(t, api.LabelCluster+"="+b.cluster) })
+	b.afterCleanup(func() { removeLabelled(t, "io.berth.test="+testLabel) })
+	b.afterCleanup(func() { removeLabelled(t, api.LabelCluster+"="+b.cluster) })
 	tag := "berth-test/auto:" + testLabel
 	own, err := docker.BuildFrom(ctx, drv, tag, probeImage, map[string]string{api.LabelCluster: b.cluster, "v": "1"})
 	if err != nil {

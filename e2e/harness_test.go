@@ -31,7 +31,13 @@ type berth struct {
 	logs    *bytes.Buffer
 	exited  chan struct{}
 	extra   []string
+	// after runs once the cluster's containers, networks and volumes are
+	// gone (images they used can be removed then).
+	after []func()
 }
+
+// afterCleanup runs f when the test ends, after the cluster's cleanup.
+func (b *berth) afterCleanup(f func()) { b.after = append(b.after, f) }
 
 // startBerth starts `berth up` in a fresh data directory. Everything the
 // cluster created is removed when the test ends, pass or fail.
@@ -53,6 +59,9 @@ func startBerth(t *testing.T, extraArgs ...string) *berth {
 		b.stop()
 		stopProxy(dir)
 		cleanupCluster(t, b.cluster)
+		for _, f := range b.after {
+			f()
+		}
 		if t.Failed() {
 			t.Logf("berth log:\n%s", b.logText())
 		}
