@@ -223,29 +223,7 @@ func (s *Store) AppendAudit(ctx context.Context, e api.AuditEntry) error {
 // ListAudit returns up to limit audit entries, oldest first, with their
 // Seq set; since skips entries up to that Seq.
 func (s *Store) ListAudit(ctx context.Context, since int64, limit int) ([]api.AuditEntry, error) {
-	ctx, cancel := withTimeout(ctx)
-	defer cancel()
-	opts := []clientv3.OpOption{clientv3.WithPrefix(), clientv3.WithSort(clientv3.SortByKey, clientv3.SortDescend)}
-	if limit > 0 {
-		opts = append(opts, clientv3.WithLimit(int64(limit)))
-	}
-	if since > 0 {
-		opts = append(opts, clientv3.WithMinModRev(since+1))
-	}
-	resp, err := s.cli.Get(ctx, prefixAudit, opts...)
-	if err != nil {
-		return nil, unavailable("list audit", err)
-	}
-	out := make([]api.AuditEntry, 0, len(resp.Kvs))
-	for i := len(resp.Kvs) - 1; i >= 0; i-- {
-		var e api.AuditEntry
-		if err := json.Unmarshal(resp.Kvs[i].Value, &e); err != nil {
-			continue
-		}
-		e.Seq = resp.Kvs[i].ModRevision
-		out = append(out, e)
-	}
-	return out, nil
+	return listRecent(ctx, s, prefixAudit, "list audit", since, limit, func(e *api.AuditEntry, seq int64) { e.Seq = seq })
 }
 
 // TrimAudit deletes audit entries beyond the newest maxAudit.

@@ -402,6 +402,36 @@ func (s *Store) ListNodes(ctx context.Context) ([]api.Node, error) {
 
 // --- events ---
 
+// listRecent reads the newest limit (0: all) entries of an append-only
+// prefix written after revision since, and returns them oldest first,
+// each given its write's revision as its sequence number. Entries that
+// do not decode are skipped.
+func listRecent[T any](ctx context.Context, s *Store, prefix, what string, since int64, limit int, setSeq func(*T, int64)) ([]T, error) {
+	ctx, cancel := withTimeout(ctx)
+	defer cancel()
+	opts := []clientv3.OpOption{clientv3.WithPrefix(), clientv3.WithSort(clientv3.SortByKey, clientv3.SortDescend)}
+	if limit > 0 {
+		opts = append(opts, clientv3.WithLimit(int64(limit)))
+	}
+	if since > 0 {
+		opts = append(opts, clientv3.WithMinModRev(since+1))
+	}
+	resp, err := s.cli.Get(ctx, prefix, opts...)
+	if err != nil {
+		return nil, unavailable(what, err)
+	}
+	out := make([]T, 0, len(resp.Kvs))
+	for i := len(resp.Kvs) - 1; i >= 0; i-- {
+		var e T
+		if err := json.Unmarshal(resp.Kvs[i].Value, &e); err != nil {
+			continue
+		}
+		setSeq(&e, resp.Kvs[i].ModRevision)
+		out = append(out, e)
+	}
+	return out, nil
+}
+
 // maxEvents bounds the stored event history; older ones are trimmed.
 const maxEvents = 10000
 
@@ -417,27 +447,9 @@ func (s *Store) AppendEvent(ctx context.Context, e api.Event) error {
 // ListEvents returns up to limit most recent events newer than since
 // (seq), oldest first, each with its Seq set.
 func (s *Store) ListEvents(ctx context.Context, since int64, limit int) ([]api.Event, error) {
-	ctx, cancel := withTimeout(ctx)
-	defer cancel()
-	opts := []clientv3.OpOption{clientv3.WithPrefix(), clientv3.WithSort(clientv3.SortByKey, clientv3.SortDescend)}
-	if limit > 0 {
-		opts = append(opts, clientv3.WithLimit(int64(limit)))
-	}
-	if since > 0 {
-		opts = append(opts, clientv3.WithMinModRev(since+1))
-	}
-	resp, err := s.cli.Get(ctx, prefixEvents, opts...)
+	out, err := listRecent(ctx, s, prefixEvents, "list events", since, limit, func(e *api.Event, seq int64) { e.Seq = seq })
 	if err != nil {
-		return nil, unavailable("list events", err)
-	}
-	out := make([]api.Event, 0, len(resp.Kvs))
-	for i := len(resp.Kvs) - 1; i >= 0; i-- {
-		var e api.Event
-		if err := json.Unmarshal(resp.Kvs[i].Value, &e); err != nil {
-			continue
-		}
-		e.Seq = resp.Kvs[i].ModRevision
-		out = append(out, e)
+		return nil, err
 	}
 	sort.SliceStable(out, func(i, j int) bool { return out[i].Seq < out[j].Seq })
 	return out, nil
