@@ -231,7 +231,7 @@ func (r *Registry) access(req *http.Request) (ok bool, reason string) {
 	if tenant == "" || req.URL.Path == "/v2/" {
 		return true, ""
 	}
-	repo, _ := repository(req.URL.Path)
+	repo, _, _ := repository(req.URL.Path)
 	if repo == "" || !strings.HasPrefix(repo, tenant+"/") {
 		return false, "tenant " + tenant + "'s token reaches only repositories under " + tenant + "/"
 	}
@@ -248,19 +248,26 @@ func denied(w http.ResponseWriter, why string) {
 	_, _ = w.Write(append(b, '\n'))
 }
 
-// repository is the repository a /v2/<repo>/{manifests,blobs,tags}/…
-// path names ("" for /v2/_catalog and anything else).
-func repository(p string) (string, bool) {
-	rest, ok := strings.CutPrefix(p, "/v2/")
+// repository is the repository a /v2/<repo>/{manifests,blobs,tags,referrers}/…
+// path names ("" for /v2/_catalog and anything else), with the kind of
+// object and the rest of the path.
+func repository(p string) (repo, kind, rest string) {
+	after, ok := strings.CutPrefix(p, "/v2/")
 	if !ok {
-		return "", false
+		return "", "", ""
 	}
-	for _, sep := range []string{"/manifests/", "/blobs/", "/tags/", "/referrers/"} {
-		if i := strings.LastIndex(rest, sep); i > 0 {
-			return rest[:i], true
+	// The last of these separators wins: repository names may contain
+	// the words ("shop/blobs" is a valid name).
+	at := -1
+	for _, k := range []string{"manifests", "blobs", "tags", "referrers"} {
+		if i := strings.LastIndex(after, "/"+k+"/"); i > at {
+			at, kind = i, k
 		}
 	}
-	return "", false
+	if at <= 0 {
+		return "", "", ""
+	}
+	return after[:at], kind, after[at+len(kind)+2:]
 }
 
 // unauthorized answers as the distribution spec says: a Basic challenge
@@ -276,15 +283,8 @@ func unauthorized(w http.ResponseWriter) {
 
 // manifestPath splits /v2/<repo>/manifests/<ref>.
 func manifestPath(p string) (repo, ref string, ok bool) {
-	rest, ok := strings.CutPrefix(p, "/v2/")
-	if !ok {
-		return "", "", false
-	}
-	i := strings.LastIndex(rest, "/manifests/")
-	if i <= 0 {
-		return "", "", false
-	}
-	return rest[:i], rest[i+len("/manifests/"):], true
+	repo, kind, ref := repository(p)
+	return repo, ref, kind == "manifests"
 }
 
 type statusWriter struct {

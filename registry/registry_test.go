@@ -276,3 +276,19 @@ func resultsDir(dir string) string {
 	}
 	return filepath.Join(dir, "results")
 }
+
+func TestRepositoryPath(t *testing.T) {
+	for _, tc := range []struct{ path, repo, kind, rest string }{
+		{"/v2/shop/web/manifests/1", "shop/web", "manifests", "1"},
+		{"/v2/shop/blobs/manifests/latest", "shop/blobs", "manifests", "latest"},
+		{"/v2/x/manifests/blobs/sha256:ab", "x/manifests", "blobs", "sha256:ab"},
+		{"/v2/ta/web/blobs/uploads/123", "ta/web", "blobs", "uploads/123"},
+		{"/v2/ta/web/tags/list", "ta/web", "tags", "list"},
+		{"/v2/_catalog", "", "", ""},
+		{"/v2/", "", "", ""},
+	} {
+		if repo, kind, rest := repository(tc.path); repo != tc.repo || kind != tc.kind || rest != tc.rest {
+			t.Errorf("repository(%q) = %q %q %q, want %q %q %q", tc.path, repo, kind, rest, tc.repo, tc.kind, tc.rest)
+		}
+	}
+}
