@@ -53,10 +53,8 @@ func run(n int, logFile string) error {
 	defer os.RemoveAll(dir)
 	berthBin, shipit := filepath.Join(dir, "berth"), filepath.Join(dir, "shipit")
 	for out, pkg := range map[string]string{berthBin: "./cmd/berth", shipit: "./testdata/apps/shipit"} {
-		cmd := exec.Command("go", "build", "-o", out, pkg)
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if b, err := cmd.CombinedOutput(); err != nil {
-			return fmt.Errorf("build %s: %v %s", pkg, err, b)
+		if err := host.GoBuild(out, pkg); err != nil {
+			return err
 		}
 	}
 	bin, err := os.ReadFile(shipit)

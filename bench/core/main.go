@@ -55,10 +55,8 @@ func run(sizes string, kills int) error {
 	berthBin := filepath.Join(dir, "berth")
 	probeBin := filepath.Join(dir, "probe")
 	for _, b := range [][2]string{{berthBin, "./cmd/berth"}, {probeBin, "./testdata/apps/probe"}} {
-		cmd := exec.Command("go", "build", "-o", b[0], b[1])
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			return fmt.Errorf("build %s: %v %s", b[1], err, out)
+		if err := host.GoBuild(b[0], b[1]); err != nil {
+			return err
 		}
 	}
 	if _, err := docker.BuildScratchImage(ctx, drv, image, probeBin, map[string]string{"io.berth.bench": "1"}, []string{"/probe"}); err != nil {

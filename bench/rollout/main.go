@@ -101,17 +101,9 @@ func run(cycles int, tools []string) error {
 	if err != nil {
 		return err
 	}
-	bin := func(out, pkg string) error {
-		cmd := exec.Command("go", "build", "-o", out, pkg)
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if b, err := cmd.CombinedOutput(); err != nil {
-			return fmt.Errorf("build %s: %v %s", pkg, err, b)
-		}
-		return nil
-	}
 	berthBin, helloBin, loadgenBin := filepath.Join(dir, "berth"), filepath.Join(dir, "hello"), filepath.Join(dir, "loadgen")
 	for out, pkg := range map[string]string{berthBin: "./cmd/berth", helloBin: "./examples/hello", loadgenBin: "./bench/rollout/loadgen"} {
-		if err := bin(out, pkg); err != nil {
+		if err := host.GoBuild(out, pkg); err != nil {
 			return err
 		}
 	}

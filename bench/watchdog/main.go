@@ -128,10 +128,8 @@ func run(n, baseN int) error {
 	}
 	defer os.RemoveAll(tmp)
 	bin := filepath.Join(tmp, "berth")
-	build := exec.Command("go", "build", "-o", bin, "./cmd/berth")
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := build.CombinedOutput(); err != nil {
-		return fmt.Errorf("build berth: %v %s", err, out)
+	if err := host.GoBuild(bin, "./cmd/berth"); err != nil {
+		return err
 	}
 
 	// With the watchdog (defaults: probe every 2s, hang after 5s).

@@ -1,10 +1,12 @@
-// Package host reads facts about the benchmark machine and processes on it.
+// Package host reads facts about the benchmark machine and processes on
+// it, and builds the binaries the benchmarks run.
 package host
 
 import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"strconv"
 	"strings"
 	"time"
@@ -63,4 +65,16 @@ func CPUTime(pid int) (time.Duration, error) {
 		return 0, errors.New("bad /proc stat")
 	}
 	return time.Duration(utime+stime) * 10 * time.Millisecond, nil
+}
+
+// GoBuild builds the Go package pkg (a path relative to the module root,
+// where the benchmarks run) as a static binary at out: FROM scratch images
+// need it static.
+func GoBuild(out, pkg string) error {
+	cmd := exec.Command("go", "build", "-o", out, pkg)
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("build %s: %v %s", pkg, err, b)
+	}
+	return nil
 }
