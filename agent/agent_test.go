@@ -262,3 +262,28 @@ func TestStackNetworkTakenByAnotherCluster(t *testing.T) {
 		t.Fatalf("the other cluster's network: %+v", nets)
 	}
 }
+
+// TestCreatedAheadStartsAtItsTurn: a task whose desired state is created
+// gets its container made and not started; once desired running, that
+// same container starts.
+func TestCreatedAheadStartsAtItsTurn(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, nil)
+	ahead := task("a", 1)
+	ahead.Desired = api.DesiredCreated
+	h.deploy(ahead)
+	h.waitFor("the container created", func() bool { return h.status("a").State == api.StateCreated })
+	id := h.containerOf("a")
+	c, err := h.drv.Inspect(context.Background(), id)
+	if err != nil || c.Running() {
+		t.Fatalf("container %s: %+v, %v; want created, not running", id, c, err)
+	}
+	ahead.Desired = api.DesiredRunning
+	if err := h.st.ApplyTasks(context.Background(), []api.Task{ahead}, nil); err != nil {
+		t.Fatal(err)
+	}
+	h.waitFor("the same container running", func() bool {
+		s := h.status("a")
+		return s.State == api.StateRunning && s.ContainerID == id
+	})
+}

@@ -34,6 +34,28 @@ var probeClient = &http.Client{
 // hasProbe reports whether berth probes the service's readiness itself.
 func hasProbe(spec *api.ServiceSpec) bool { return spec.ProbedFromOutside() }
 
+// probeSoon checks a task that has just started a few times within
+// about 60 ms, and reports whether it answered.
+func probeSoon(ctx context.Context, spec *api.ServiceSpec, addr string) bool {
+	wait := 4 * time.Millisecond
+	for i := 0; ; i++ {
+		if probeReady(ctx, spec, addr) {
+			return true
+		}
+		if i == 4 {
+			return false
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return false
+		case <-t.C:
+		}
+		wait *= 2
+	}
+}
+
 // probeReady checks a task at addr once.
 func probeReady(ctx context.Context, spec *api.ServiceSpec, addr string) bool {
 	if addr == "" {

@@ -79,6 +79,11 @@ func (a *Agent) syncTask(ctx context.Context, t api.Task, cs []runtime.Container
 		}
 		a.report(ctx, t, st, api.TaskStatus{ContainerID: c.ID, State: api.StateStopped, Reason: "stopped (berth stop)"})
 
+	case t.Desired == api.DesiredCreated && c.State == runtime.StateCreated:
+		// Created ahead of its turn: started when the task's desired
+		// state becomes running.
+		a.report(ctx, t, st, api.TaskStatus{ContainerID: c.ID, State: api.StateCreated})
+
 	case c.Running():
 		if c.Health == "unhealthy" {
 			// Out of traffic at once: an unhealthy task has nothing to drain.
@@ -140,8 +145,10 @@ func (a *Agent) syncTask(ctx context.Context, t api.Task, cs []runtime.Container
 		}
 
 	case c.State == runtime.StateCreated:
-		// Created but never started: a crash between create and start.
+		// Created ahead of its turn, or a crash between create and start.
+		end := a.beginCreate()
 		a.start(ctx, t, c.ID, st, false)
+		end()
 
 	default:
 		a.handleExit(ctx, t, spec, c, st)
@@ -232,6 +239,10 @@ func (a *Agent) createAndStart(ctx context.Context, t api.Task, spec *api.Servic
 		a.afterFunc(t.ID, 5*time.Second)
 		return
 	}
+	if t.Desired == api.DesiredCreated {
+		a.report(ctx, t, st, api.TaskStatus{ContainerID: id, State: api.StateCreated})
+		return
+	}
 	a.start(ctx, t, id, st, false)
 }
 
@@ -278,13 +289,21 @@ func (a *Agent) start(ctx context.Context, t api.Task, id string, st *taskState,
 	if c.Health == "starting" || (c.Health == "" && c.State != runtime.StateRunning) {
 		state = api.StateStarting
 	}
-	if spec, err := a.spec(ctx, t); err == nil && hasProbe(spec) {
-		// Not ready until it answers from outside: look again shortly.
-		state = api.StateStarting
-		a.afterFunc(t.ID, probeInterval)
+	addr := stackAddress(c, t.Stack, a.cfg.ClusterID)
+	spec, err := a.spec(ctx, t)
+	probed := err == nil && hasProbe(spec)
+	if probed {
+		// Not ready until it answers from outside. Most programs listen
+		// within milliseconds of their start, and a rollout waits on
+		// this answer slot by slot: ask at once, then look again shortly.
+		if c.Running() && probeSoon(ctx, spec, addr) {
+			state = api.StateRunning
+		} else {
+			state = api.StateStarting
+			a.afterFunc(t.ID, probeInterval)
+		}
 	}
-	s := api.TaskStatus{ContainerID: id, State: state, Health: c.Health, StartedAt: c.StartedAt,
-		Address: stackAddress(c, t.Stack, a.cfg.ClusterID)}
+	s := api.TaskStatus{ContainerID: id, State: state, Health: c.Health, StartedAt: c.StartedAt, Address: addr}
 	if restart {
 		s.Reason = lastExit(st.status.Reason)
 		s.ExitCode = st.status.ExitCode
@@ -292,6 +311,9 @@ func (a *Agent) start(ctx context.Context, t api.Task, id string, st *taskState,
 		a.event(ctx, t, "task.restarted", fmt.Sprintf("restart %d after: %s", st.restart.Restarts, st.status.Reason))
 	}
 	a.report(ctx, t, st, s)
+	if probed && state == api.StateRunning {
+		a.hooks.TaskReady(t, spec, addr)
+	}
 	if !c.Running() {
 		a.kickTask(t.ID) // exited already: judge the exit now
 	}

@@ -460,6 +460,10 @@ type StackRecord struct {
 const (
 	DesiredRunning = "running"
 	DesiredStopped = "stopped"
+	// DesiredCreated asks for the container to be created and not
+	// started: a rolling update prepares the next slots' containers while
+	// the current ones start, so each slot waits only for its start.
+	DesiredCreated = "created"
 )
 
 // Task is one container of one revision in one slot on one node. The server
@@ -484,6 +488,7 @@ type Task struct {
 // Observed task states, written by the agent.
 const (
 	StatePending    = "pending"    // not yet created
+	StateCreated    = "created"    // created ahead of its turn, not started (desired created)
 	StateStarting   = "starting"   // created, starting, or health not yet known
 	StateRunning    = "running"    // running (and healthy if it has a check)
 	StateUnhealthy  = "unhealthy"  // running but failing its health check

@@ -282,7 +282,7 @@ func rolloutProgress(s api.ServiceStatus) string {
 		up := t.Status != nil && t.Status.State == api.StateRunning
 		serving := up && shareOf(split, t.Task.Revision) > 0
 		if t.Task.Revision == r.To {
-			if t.Status != nil && t.Status.State != api.StatePending {
+			if t.Status != nil && t.Status.State != api.StatePending && t.Status.State != api.StateCreated {
 				started++
 			}
 			if up {

@@ -261,7 +261,7 @@ func (o *Orchestrator) Reconcile(ctx context.Context) error {
 	if len(plan.Put) == 0 && len(plan.Delete) == 0 {
 		return nil
 	}
-	o.place(plan.Put, tasks, plan.Delete, nodes, specs)
+	plan.Put = o.place(plan.Put, tasks, plan.Delete, nodes, specs)
 	plan.Delete = append(plan.Delete, o.stopFirstFallback(ctx, plan.Put, tasks, plan.Delete, nodes, specs)...)
 	// A task that is still unplaced for the same reason is not written
 	// again: the write would wake every watcher for nothing.
@@ -308,8 +308,11 @@ func (o *Orchestrator) updateService(ctx context.Context, next api.ServiceState)
 	return o.store.UpdateService(ctx, next, ver)
 }
 
-// place assigns nodes to tasks in put that have none.
-func (o *Orchestrator) place(put []api.Task, all []api.Task, deleted []api.Task, nodes []api.Node, specs map[RevKey]*api.ServiceSpec) {
+// place assigns nodes to tasks in put that have none. Tasks created
+// ahead of their turn are placed last, in what the others leave, and are
+// dropped when they do not fit: they never take a place a task that is
+// to run now needs, and their slot is placed again when its turn comes.
+func (o *Orchestrator) place(put []api.Task, all []api.Task, deleted []api.Task, nodes []api.Node, specs map[RevKey]*api.ServiceSpec) []api.Task {
 	gone := map[string]bool{}
 	for _, t := range deleted {
 		gone[t.ID] = true
@@ -322,26 +325,38 @@ func (o *Orchestrator) place(put []api.Task, all []api.Task, deleted []api.Task,
 		}
 		snap.Tasks = append(snap.Tasks, scheduler.Placed{Task: t, Spec: specs[RevKey{t.Stack, t.Service, t.Revision}]})
 	}
-	var reqs []scheduler.Request
-	idx := map[string]int{}
-	for i, t := range put {
-		if t.Node != "" {
+	dropped := map[string]bool{}
+	for _, ahead := range []bool{false, true} {
+		var reqs []scheduler.Request
+		idx := map[string]int{}
+		for i, t := range put {
+			if t.Node != "" || (t.Desired == api.DesiredCreated) != ahead {
+				continue
+			}
+			idx[t.ID] = i
+			reqs = append(reqs, scheduler.Request{Task: t, Spec: specs[RevKey{t.Stack, t.Service, t.Revision}]})
+		}
+		if len(reqs) == 0 {
 			continue
 		}
-		idx[t.ID] = i
-		reqs = append(reqs, scheduler.Request{Task: t, Spec: specs[RevKey{t.Stack, t.Service, t.Revision}]})
+		plan := scheduler.Schedule(snap, reqs)
+		for _, a := range plan.Assignments {
+			t := &put[idx[a.TaskID]]
+			t.Node, t.HostPort, t.Unplaced = a.NodeID, a.HostPort, ""
+			snap.Tasks = append(snap.Tasks, scheduler.Placed{Task: *t, Spec: specs[RevKey{t.Stack, t.Service, t.Revision}]})
+		}
+		for _, u := range plan.Unplaced {
+			put[idx[u.TaskID]].Unplaced = u.Reason
+			dropped[u.TaskID] = ahead
+		}
 	}
-	if len(reqs) == 0 {
-		return
+	kept := put[:0]
+	for _, t := range put {
+		if !dropped[t.ID] {
+			kept = append(kept, t)
+		}
 	}
-	plan := scheduler.Schedule(snap, reqs)
-	for _, a := range plan.Assignments {
-		t := &put[idx[a.TaskID]]
-		t.Node, t.HostPort, t.Unplaced = a.NodeID, a.HostPort, ""
-	}
-	for _, u := range plan.Unplaced {
-		put[idx[u.TaskID]].Unplaced = u.Reason
-	}
+	return kept
 }
 
 // stopFirstFallback handles a replacement that cannot be placed while the
@@ -358,7 +373,7 @@ func (o *Orchestrator) stopFirstFallback(ctx context.Context, put []api.Task, al
 	var extra []api.Task
 	for i := range put {
 		t := &put[i]
-		if t.Node != "" {
+		if t.Node != "" || t.Desired == api.DesiredCreated {
 			continue
 		}
 		var old *api.Task

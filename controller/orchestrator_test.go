@@ -90,3 +90,63 @@ func TestStopFirstWhenTheNewTaskOnlyFitsAlone(t *testing.T) {
 		t.Fatalf("after the update: %+v, want only revision 2 on n1", tasks)
 	}
 }
+
+// TestTaskCreatedAheadOnlyWhereItFits: one node, max_replicas_per_node 3,
+// 2 replicas. The first slot's replacement takes the third place; the
+// next slot's task, created ahead, does not fit and is not written (no
+// unplaced task, no event), and it never takes the place of the task
+// that is to run now.
+func TestTaskCreatedAheadOnlyWhereItFits(t *testing.T) {
+	st := store.OpenTest(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := st.PutNode(ctx, api.Node{ID: "n1", State: api.NodeReady, NanoCPUs: 2e9, Memory: 1 << 30}, 0); err != nil {
+		t.Fatal(err)
+	}
+	spec := func(env string) *api.ServiceSpec {
+		s := svcSpec("web", env, 2)
+		s.Placement.MaxPerNode = 3
+		return s
+	}
+	o := NewOrchestrator(st, nil, slog.New(slog.DiscardHandler))
+	w, _ := PlanDeploy(stackOf(spec("1")), Current{}, time.Now())
+	if err := st.ApplyStack(ctx, w); err != nil {
+		t.Fatal(err)
+	}
+	if err := o.Reconcile(ctx); err != nil {
+		t.Fatal(err)
+	}
+	first, _ := st.ListTasks(ctx, "s")
+	for _, task := range first {
+		if err := st.PutStatus(ctx, api.TaskStatus{TaskID: task.ID, Node: "n1", State: api.StateRunning, StartedAt: time.Now()}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rec, ver, _ := st.GetStack(ctx, "s")
+	svcs, _ := st.ListServices(ctx, "s")
+	latest, _ := st.LatestRevision(ctx, "s", "web")
+	cur := Current{Record: &rec, Version: ver, Services: map[string]api.ServiceState{"web": svcs[0]}, Latest: map[string]api.Revision{"web": latest}}
+	w, _ = PlanDeploy(stackOf(spec("2")), cur, time.Now())
+	if err := st.ApplyStack(ctx, w); err != nil {
+		t.Fatal(err)
+	}
+	if err := o.Reconcile(ctx); err != nil {
+		t.Fatal(err)
+	}
+	tasks, _ := st.ListTasks(ctx, "s")
+	var news []api.Task
+	for _, task := range tasks {
+		if task.Revision == 2 {
+			news = append(news, task)
+		}
+	}
+	if len(tasks) != 3 || len(news) != 1 || news[0].Slot != 1 || news[0].Desired != api.DesiredRunning || news[0].Node != "n1" {
+		t.Fatalf("after the update: %+v, want both revision 1 tasks and slot 1 of revision 2 running on n1", tasks)
+	}
+	evs, _ := st.ListEvents(ctx, 0, 1000)
+	for _, e := range evs {
+		if e.Type == "task.unplaced" {
+			t.Errorf("event %s: %s", e.Type, e.Message)
+		}
+	}
+}

@@ -28,8 +28,11 @@ type TaskPlan struct {
 // its service's update policy says: start-first (the default) starts the
 // new task and deletes the old one only once the new one is ready, so the
 // slot never stops serving; stop-first deletes the old one at once. At
-// most update.parallelism slots (default 1) are being replaced at a time.
-// A new revision that never becomes ready leaves the old tasks serving.
+// most update.parallelism slots (default 1) are being replaced at a time;
+// as many of the slots waiting their turn get their new task ahead, with
+// desired state created (the agent creates the container and does not
+// start it), so a slot's turn costs only the container's start. A new
+// revision that never becomes ready leaves the old tasks serving.
 func PlanTasks(services []api.ServiceState, specs map[RevKey]*api.ServiceSpec, tasks []api.Task, ready map[string]bool, newID func() string, now time.Time) TaskPlan {
 	var plan TaskPlan
 	byService := map[string][]api.Task{}
@@ -197,7 +200,7 @@ func planRolling(plan *TaskPlan, svc api.ServiceState, up api.UpdatePolicy, exis
 		bySlot[t.Slot] = append(bySlot[t.Slot], t)
 	}
 	slots := make([]slotTasks, svc.Replicas+1)
-	inFlight := 0
+	inFlight, ahead := 0, 0
 	for slot := 1; slot <= svc.Replicas; slot++ {
 		ts := bySlot[slot]
 		sortTasks(ts)
@@ -214,8 +217,13 @@ func planRolling(plan *TaskPlan, svc api.ServiceState, up api.UpdatePolicy, exis
 			}
 		}
 		// A replacement under way: the new task is not ready yet and the
-		// old one still serves (start-first), or was just stopped.
-		if st.cur != nil && !ready[st.cur.ID] && (len(st.old) > 0 || stopFirst) && !svc.Stopped {
+		// old one still serves (start-first), or was just stopped. One
+		// created ahead waits for its turn.
+		switch {
+		case st.cur == nil:
+		case st.cur.Desired == api.DesiredCreated:
+			ahead++
+		case !ready[st.cur.ID] && (len(st.old) > 0 || stopFirst) && !svc.Stopped:
 			inFlight++
 		}
 	}
@@ -231,11 +239,32 @@ func planRolling(plan *TaskPlan, svc api.ServiceState, up api.UpdatePolicy, exis
 			plan.Put = append(plan.Put, newTask(slot))
 		case st.cur == nil:
 			if !svc.Stopped && (inFlight >= parallel || paused) {
-				continue // wait for the replacements under way, or for resume
+				// Wait for the replacements under way, or for resume;
+				// the next slots' containers are created meanwhile.
+				if ahead < parallel && !paused {
+					ahead++
+					t := newTask(slot)
+					t.Desired = api.DesiredCreated
+					plan.Put = append(plan.Put, t)
+				}
+				continue
 			}
 			inFlight++
 			plan.Put = append(plan.Put, newTask(slot))
 			if stopFirst || svc.Stopped {
+				plan.Delete = append(plan.Delete, st.old...)
+			}
+		case st.cur.Desired == api.DesiredCreated && len(st.old) > 0 && !svc.Stopped:
+			// Created ahead: its turn comes like a new task's.
+			if inFlight >= parallel || paused {
+				continue
+			}
+			inFlight++
+			ahead--
+			t := *st.cur
+			t.Desired = desired
+			plan.Put = append(plan.Put, t)
+			if stopFirst {
 				plan.Delete = append(plan.Delete, st.old...)
 			}
 		default:

@@ -18,6 +18,13 @@ func task(id, svc string, slot, rev int) api.Task {
 	return api.Task{ID: id, Stack: "s", Service: svc, Slot: slot, Revision: rev, Node: "n1", Desired: api.DesiredRunning}
 }
 
+// ahead is a task created ahead of its turn in a rolling update.
+func ahead(id, svc string, slot, rev int) api.Task {
+	t := task(id, svc, slot, rev)
+	t.Desired = api.DesiredCreated
+	return t
+}
+
 func TestPlanTasks(t *testing.T) {
 	t.Parallel()
 	specs := map[RevKey]*api.ServiceSpec{
@@ -51,18 +58,34 @@ func TestPlanTasks(t *testing.T) {
 			tasks: []api.Task{task("a", "web", 1, 1), task("b", "web", 2, 1), task("c", "web", 3, 1)}, del: []string{"b", "c"}},
 		{desc: "a new revision starts one slot's task first", services: []api.ServiceState{web(2, 2)},
 			tasks: []api.Task{task("a", "web", 1, 1), task("b", "web", 2, 1)}, ready: []string{"a", "b"},
-			put: []string{"1/2/running"}},
+			put: []string{"1/2/running", "2/2/created"}},
 		{desc: "the old task goes once its replacement is ready, and the next slot starts", services: []api.ServiceState{web(2, 2)},
 			tasks: []api.Task{task("a", "web", 1, 1), task("n", "web", 1, 2), task("b", "web", 2, 1)}, ready: []string{"a", "b", "n"},
 			put: []string{"2/2/running"}, del: []string{"a"}},
 		{desc: "a replacement that is not ready keeps the old task and holds the rollout", services: []api.ServiceState{web(2, 2)},
-			tasks: []api.Task{task("a", "web", 1, 1), task("n", "web", 1, 2), task("b", "web", 2, 1)}, ready: []string{"a", "b"}},
+			tasks: []api.Task{task("a", "web", 1, 1), task("n", "web", 1, 2), task("b", "web", 2, 1), ahead("m", "web", 2, 2)}, ready: []string{"a", "b"}},
+		{desc: "the next slot's container is created while a replacement starts", services: []api.ServiceState{web(2, 3)},
+			tasks: []api.Task{task("a", "web", 1, 1), task("n", "web", 1, 2), task("b", "web", 2, 1), task("c", "web", 3, 1)}, ready: []string{"a", "b", "c"},
+			put: []string{"2/2/created"}},
+		{desc: "a task created ahead starts at its turn and the one after is created", services: []api.ServiceState{web(2, 3)},
+			tasks: []api.Task{task("a", "web", 1, 1), task("n", "web", 1, 2), task("b", "web", 2, 1), ahead("m", "web", 2, 2), task("c", "web", 3, 1)},
+			ready: []string{"a", "b", "c", "n"}, put: []string{"2/2/running", "3/2/created"}, del: []string{"a"}},
+		{desc: "a paused rollout creates nothing ahead", services: []api.ServiceState{{Stack: "s", Name: "web", Revision: 2, Replicas: 2,
+			Rollout: &api.Rollout{State: api.RolloutInProgress, From: 1, To: 2, Paused: true}}},
+			tasks: []api.Task{task("a", "web", 1, 1), task("n", "web", 1, 2), task("b", "web", 2, 1)}, ready: []string{"a", "b", "n"},
+			del: []string{"a"}},
+		{desc: "a rollback deletes the tasks created ahead", services: []api.ServiceState{web(1, 2)},
+			tasks: []api.Task{task("a", "web", 1, 1), task("n", "web", 1, 2), task("b", "web", 2, 1), ahead("m", "web", 2, 2)}, ready: []string{"a", "b"},
+			del: []string{"m", "n"}},
+		{desc: "stop-first stops the old task when the one created ahead starts", services: []api.ServiceState{svc("sf", 2, 2)},
+			tasks: []api.Task{task("n", "sf", 1, 2), task("b", "sf", 2, 1), ahead("m", "sf", 2, 2)}, ready: []string{"b", "n"},
+			put: []string{"2/2/running"}, del: []string{"b"}},
 		{desc: "stop-first replaces a slot at once", services: []api.ServiceState{svc("sf", 2, 2)},
 			tasks: []api.Task{task("a", "sf", 1, 1), task("b", "sf", 2, 1)}, ready: []string{"a", "b"},
-			put: []string{"1/2/running"}, del: []string{"a"}},
+			put: []string{"1/2/running", "2/2/created"}, del: []string{"a"}},
 		{desc: "parallelism 2 replaces two slots at a time", services: []api.ServiceState{svc("par", 2, 3)},
 			tasks: []api.Task{task("a", "par", 1, 1), task("b", "par", 2, 1), task("c", "par", 3, 1)}, ready: []string{"a", "b", "c"},
-			put: []string{"1/2/running", "2/2/running"}},
+			put: []string{"1/2/running", "2/2/running", "3/2/created"}},
 		{desc: "a stopped service is replaced without waiting", services: []api.ServiceState{{Stack: "s", Name: "web", Revision: 2, Replicas: 2, Stopped: true}},
 			tasks: []api.Task{task("a", "web", 1, 1), task("b", "web", 2, 1)},
 			put:   []string{"1/2/stopped", "2/2/stopped"}, del: []string{"a", "b"}},

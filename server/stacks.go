@@ -33,6 +33,7 @@ func (s *Server) deploy(w http.ResponseWriter, r *http.Request) (any, error) {
 		return nil, err
 	}
 	ctx := r.Context()
+	began := time.Now()
 	// Signatures first: a verified tag is pinned to the digest that was
 	// verified, and the engine resolves exactly that.
 	if err := s.verifyImages(ctx, &req.Stack); err != nil {
@@ -42,6 +43,7 @@ func (s *Server) deploy(w http.ResponseWriter, r *http.Request) (any, error) {
 		return nil, err
 	}
 
+	resolved := time.Now()
 	unlock := s.lockStack(name)
 	defer unlock()
 	tenant, err := s.deployTenant(ctx, name, req)
@@ -83,9 +85,12 @@ func (s *Server) deploy(w http.ResponseWriter, r *http.Request) (any, error) {
 	if req.DryRun || (cur.Record != nil && controller.Unchanged(changes)) {
 		return resp, nil
 	}
+	planned := time.Now()
 	if err := s.store.ApplyStack(ctx, write); err != nil {
 		return nil, fmtErr("deploy "+name, err)
 	}
+	s.log.Debug("deploy stored", "stack", name, "images", resolved.Sub(began).Round(time.Millisecond),
+		"plan", planned.Sub(resolved).Round(time.Millisecond), "write", time.Since(planned).Round(time.Millisecond))
 	s.event(ctx, api.Event{Type: "stack.deploy", Stack: name, Message: summarize(changes)})
 	return resp, nil
 }

@@ -24,9 +24,16 @@ import (
 
 const image = "berth-bench/hello:1"
 
+var (
+	berthLogLevel   string
+	withHealthcheck bool
+)
+
 func main() {
 	cycles := flag.Int("n", 3, "redeploys per tool")
 	tools := flag.String("tools", "compose,berth,swarm", "which tools to measure (swarm runs on an engine of its own and needs root)")
+	flag.BoolVar(&withHealthcheck, "healthcheck", false, "give berth's service an engine health check every 250 ms (Swarm's service has none; berth's readiness is probed from outside either way)")
+	flag.StringVar(&berthLogLevel, "berth-log-level", "warn", "log level of the berth under test (debug shows each container's create and start time)")
 	flag.Parse()
 	if err := run(*cycles, strings.Split(*tools, ",")); err != nil {
 		fmt.Fprintln(os.Stderr, "bench/rollout:", err)
@@ -82,6 +89,9 @@ func measure(t target, redeploy func() error) (time.Duration, *load, error) {
 	l := hammer(t.addr, t.host, stop)
 	time.Sleep(500 * time.Millisecond)
 	start := time.Now()
+	if berthLogLevel == "debug" {
+		fmt.Fprintf(os.Stderr, "redeploy begins at %s\n", start.UTC().Format("15:04:05.000"))
+	}
 	err := redeploy()
 	took := time.Since(start)
 	time.Sleep(time.Second)
@@ -276,7 +286,7 @@ func berthRuns(dir, berthBin string, cycles int) (result, error) {
 		return result{}, err
 	}
 	ingress := fmt.Sprintf("127.0.0.1:%d", freePort())
-	up := exec.Command(berthBin, "up", "--data-dir", data, "--http-addr", ingress, "--https-addr", "off", "--publish-host", "127.0.0.1", "--log-level", "warn", "--proxy", "inline")
+	up := exec.Command(berthBin, "up", "--data-dir", data, "--http-addr", ingress, "--https-addr", "off", "--publish-host", "127.0.0.1", "--log-level", berthLogLevel, "--proxy", "inline")
 	up.Stdout, up.Stderr = os.Stderr, os.Stderr
 	if err := up.Start(); err != nil {
 		return result{}, err
@@ -304,6 +314,15 @@ func berthRuns(dir, berthBin string, cycles int) (result, error) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	file := filepath.Join(dir, "berth.yaml")
+	healthcheck := ""
+	if withHealthcheck {
+		healthcheck = `    healthcheck:
+      test: ["CMD", "/hello", "-healthcheck"]
+      interval: 250ms
+      timeout: 2s
+      retries: 3
+`
+	}
 	write := func(v int) error {
 		return os.WriteFile(file, []byte(fmt.Sprintf(`services:
   web:
@@ -316,12 +335,7 @@ func berthRuns(dir, berthBin string, cycles int) (result, error) {
           port: 8080
     deploy:
       replicas: 3
-    healthcheck:
-      test: ["CMD", "/hello", "-healthcheck"]
-      interval: 250ms
-      timeout: 2s
-      retries: 3
-`, image, v)), 0o644)
+%s`, image, v, healthcheck)), 0o644)
 	}
 	return redeploys("berth deploy", "3 replicas, start-first, behind the HTTP ingress",
 		target{addr: ingress, host: "bench.test"}, cycles, write, func() error { return cli("deploy", "-f", file, "--stack", stack) })
