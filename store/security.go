@@ -2,8 +2,6 @@ package store
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -214,10 +212,7 @@ func (s *Store) AppendAudit(ctx context.Context, e api.AuditEntry) error {
 	if e.Time.IsZero() {
 		e.Time = time.Now().UTC()
 	}
-	b := make([]byte, 4)
-	_, _ = rand.Read(b)
-	key := fmt.Sprintf("%s%020d-%s", prefixAudit, e.Time.UnixNano(), hex.EncodeToString(b))
-	return s.put(ctx, key, e)
+	return s.put(ctx, logKey(prefixAudit, e.Time), e)
 }
 
 // ListAudit returns up to limit audit entries, oldest first, with their

@@ -16,6 +16,8 @@ package store
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -440,8 +442,17 @@ func (s *Store) AppendEvent(ctx context.Context, e api.Event) error {
 	if e.Time.IsZero() {
 		e.Time = time.Now().UTC()
 	}
-	key := fmt.Sprintf("%s%020d", prefixEvents, e.Time.UnixNano())
-	return s.put(ctx, key, e)
+	return s.put(ctx, logKey(prefixEvents, e.Time), e)
+}
+
+// logKey is the key of an entry appended to an append-only prefix: its
+// time, so keys sort oldest first and a time bounds a range, then a random
+// suffix, so two entries of the same nanosecond (two agents, or a coarse
+// clock) do not overwrite each other.
+func logKey(prefix string, t time.Time) string {
+	b := make([]byte, 4)
+	_, _ = rand.Read(b)
+	return fmt.Sprintf("%s%020d-%s", prefix, t.UnixNano(), hex.EncodeToString(b))
 }
 
 // ListEvents returns up to limit most recent events newer than since

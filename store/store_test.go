@@ -94,6 +94,32 @@ func TestEventsListAndWatch(t *testing.T) {
 	}
 }
 
+// TestEventsOfTheSameInstantAreAllKept: events are keyed by their time;
+// two with the same time must both be kept, not the later overwrite the
+// earlier.
+func TestEventsOfTheSameInstantAreAllKept(t *testing.T) {
+	s := OpenTest(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	at := time.Now().UTC()
+	for _, msg := range []string{"first", "second"} {
+		if err := s.AppendEvent(ctx, api.Event{Type: "test", Message: msg, Time: at}); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.AppendAudit(ctx, api.AuditEntry{Path: msg, Time: at}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	evs, err := s.ListEvents(ctx, 0, 10)
+	if err != nil || len(evs) != 2 {
+		t.Fatalf("ListEvents = %+v, %v; want both events", evs, err)
+	}
+	audit, err := s.ListAudit(ctx, 0, 10)
+	if err != nil || len(audit) != 2 {
+		t.Fatalf("ListAudit = %+v, %v; want both entries", audit, err)
+	}
+}
+
 func TestWatchSignals(t *testing.T) {
 	s := OpenTest(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
