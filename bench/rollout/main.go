@@ -13,8 +13,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/berth-dev/berth/bench/internal/host"
@@ -26,6 +28,7 @@ const image = "berth-bench/hello:1"
 
 var (
 	berthLogLevel   string
+	proxyMode       string
 	withHealthcheck bool
 )
 
@@ -33,6 +36,7 @@ func main() {
 	cycles := flag.Int("n", 3, "redeploys per tool")
 	tools := flag.String("tools", "compose,berth,swarm", "which tools to measure (swarm runs on an engine of its own and needs root)")
 	flag.BoolVar(&withHealthcheck, "healthcheck", false, "give berth's service an engine health check every 250 ms (Swarm's service has none; berth's readiness is probed from outside either way)")
+	flag.StringVar(&proxyMode, "proxy", "process", "berth up's --proxy: process (the default, the ingress in its own process) or inline")
 	flag.StringVar(&berthLogLevel, "berth-log-level", "warn", "log level of the berth under test (debug shows each container's create and start time)")
 	flag.Parse()
 	if err := run(*cycles, strings.Split(*tools, ",")); err != nil {
@@ -286,7 +290,7 @@ func berthRuns(dir, berthBin string, cycles int) (result, error) {
 		return result{}, err
 	}
 	ingress := fmt.Sprintf("127.0.0.1:%d", freePort())
-	up := exec.Command(berthBin, "up", "--data-dir", data, "--http-addr", ingress, "--https-addr", "off", "--publish-host", "127.0.0.1", "--log-level", berthLogLevel, "--proxy", "inline")
+	up := exec.Command(berthBin, "up", "--data-dir", data, "--http-addr", ingress, "--https-addr", "off", "--publish-host", "127.0.0.1", "--log-level", berthLogLevel, "--proxy", proxyMode)
 	up.Stdout, up.Stderr = os.Stderr, os.Stderr
 	if err := up.Start(); err != nil {
 		return result{}, err
@@ -306,6 +310,14 @@ func berthRuns(dir, berthBin string, cycles int) (result, error) {
 		time.Sleep(3 * time.Second)
 		_ = up.Process.Signal(os.Interrupt)
 		_, _ = up.Process.Wait()
+		// The ingress process outlives berth up by design.
+		if b, err := os.ReadFile(filepath.Join(data, "proxy.pid")); err == nil {
+			if pid, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil {
+				if p, err := os.FindProcess(pid); err == nil {
+					_ = p.Signal(syscall.SIGTERM)
+				}
+			}
+		}
 	}()
 	for i := 0; i < 100; i++ {
 		if cli("ls") == nil {
