@@ -149,7 +149,7 @@ func run(cycles int, tools []string) error {
 		results = append(results, r)
 	}
 	fmt.Printf("## Rollout under load (issue: zero-downtime delivery) — %s\n\n", time.Now().UTC().Format("2006-01-02"))
-	fmt.Printf("Machine: %s, %d CPUs, Docker Engine 20.10, docker-compose 1.29.2. Command: `go run ./bench/rollout -n %d`. Load: 8 client workers, one keep-alive connection each and no retries (a request on a connection closed under it fails, as with wrk), looping GET / for the whole redeploy, on loopback (berth: through its HTTP ingress with the route.s Host; Swarm: from a container on the service.s overlay network); the redeploy changes an environment variable.\n\n", host.CPUModel(), host.CPUs(), cycles)
+	fmt.Printf("Machine: %s, %d CPUs, Docker Engine 20.10, docker-compose 1.29.2. Command: `go run ./bench/rollout -n %d`. Load: 8 client workers, one keep-alive connection each and no retries (a request on a connection closed under it fails, as with wrk), looping GET / for the whole redeploy, on loopback (berth: through its HTTP ingress, %s, with the route's Host; Swarm: from a container on the service's overlay network); the redeploy changes an environment variable; %s.\n\n", host.CPUModel(), host.CPUs(), cycles, proxyText(), healthText())
 	fmt.Println("| tool | what is replaced | wall time per redeploy (median) | requests | failed |")
 	fmt.Println("|---|---|---|---|---|")
 	for _, r := range results {
@@ -160,6 +160,20 @@ func run(cycles int, tools []string) error {
 		fmt.Printf("\nberth's rollout is %.1f× faster than Swarm's (median wall time, same run; goal ≥ 3×).\n", float64(swarm.median)/float64(berth.median))
 	}
 	return nil
+}
+
+func proxyText() string {
+	if proxyMode == "inline" {
+		return "run inside berth up (-proxy inline)"
+	}
+	return "berth up's own ingress process (the default)"
+}
+
+func healthText() string {
+	if withHealthcheck {
+		return "berth's service has an engine health check every 250 ms (-healthcheck), Swarm's none"
+	}
+	return "neither berth's nor Swarm's service has an engine health check (berth probes readiness from outside)"
 }
 
 func firstErr(s string) string {
