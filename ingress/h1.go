@@ -213,7 +213,90 @@ type h1Conn struct {
 	up    *upConn // the affine upstream connection, if any
 	upKey string  // its endpoint's key
 
+	watch clientWatch
+
 	handedOver bool
+}
+
+// watchAfter is how long a request waits for the task's answer before
+// its connection is watched for the client leaving.
+const watchAfter = 100 * time.Millisecond
+
+// clientWatch notices a client that leaves while its request waits for
+// the task's answer, as net/http's background read does: once the wait
+// passes watchAfter, a goroutine peeks at the client's connection, and
+// end of file or an error there closes the upstream connection, which
+// ends the wait (status 499; the task sees its request cancelled instead
+// of working on for nobody). Fast answers never start the goroutine; a
+// connection's timer is made once and reused.
+type clientWatch struct {
+	timer *time.Timer
+	done  chan struct{} // a run of watchClient ended
+	mu    sync.Mutex
+	uc    *upConn // armed: the connection the request waits on
+	run   bool    // watchClient is peeking
+	gone  bool    // the client left
+}
+
+// armWatch starts the timer for a request that now waits on uc.
+func (c *h1Conn) armWatch(uc *upConn) {
+	w := &c.watch
+	w.mu.Lock()
+	w.uc, w.gone = uc, false
+	w.mu.Unlock()
+	if w.timer == nil {
+		w.done = make(chan struct{}, 1)
+		w.timer = time.AfterFunc(watchAfter, c.watchClient)
+		return
+	}
+	w.timer.Reset(watchAfter)
+}
+
+// disarmWatch ends the watch of the request that waited, and reports
+// whether its client left.
+func (c *h1Conn) disarmWatch() bool {
+	w := &c.watch
+	w.timer.Stop()
+	w.mu.Lock()
+	w.uc = nil
+	run := w.run
+	if run {
+		_ = c.nc.SetReadDeadline(time.Unix(1, 0)) // wakes the peek
+	}
+	w.mu.Unlock()
+	if run {
+		<-w.done
+	} else {
+		select { // a run that ended on its own
+		case <-w.done:
+		default:
+		}
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.gone
+}
+
+func (c *h1Conn) watchClient() {
+	w := &c.watch
+	w.mu.Lock()
+	uc := w.uc
+	if uc == nil || w.run {
+		w.mu.Unlock()
+		return // disarmed already, or a late run of the timer
+	}
+	w.run = true
+	_ = c.nc.SetReadDeadline(time.Time{}) // next() sets it again for the next request
+	w.mu.Unlock()
+	_, err := c.br.Peek(1) // a pipelined request is kept buffered
+	w.mu.Lock()
+	if err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
+		w.gone = true
+		_ = uc.Close()
+	}
+	w.done <- struct{}{}
+	w.run = false
+	w.mu.Unlock()
 }
 
 func (c *h1Conn) serve() {
@@ -551,8 +634,15 @@ func (c *h1Conn) exchange(uc *upConn, deadline time.Time, id uint64) (int, error
 	if err := uc.bw.Flush(); err != nil {
 		return 0, err
 	}
-	return readHead(uc.br, c.parseResp)
+	c.armWatch(uc)
+	n, err := readHead(uc.br, c.parseResp)
+	if c.disarmWatch() {
+		return 0, errors.Join(errClientGone, errClientLeft)
+	}
+	return n, err
 }
+
+var errClientLeft = errors.New("client closed its connection while waiting for the response")
 
 // writeRequestHead writes the request as the task gets it: hop-by-hop
 // fields dropped, X-Forwarded-* set by the proxy, an X-Request-Id added

@@ -484,3 +484,60 @@ func oneShotBackend(t *testing.T) string {
 	}()
 	return ln.Addr().String()
 }
+
+// TestFastPathNoticesClientLeaving: a client that closes its connection
+// while its request waits for a slow task gets the upstream request
+// cancelled (the task sees its request's context end) long before the
+// task would have answered, and the request counts as 499, not as a
+// server error. A client
+// that waits still gets the slow answer.
+func TestFastPathNoticesClientLeaving(t *testing.T) {
+	t.Parallel()
+	cancelled := make(chan time.Duration, 1)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		select {
+		case <-r.Context().Done():
+			cancelled <- time.Since(start)
+		case <-time.After(1500 * time.Millisecond):
+			io.WriteString(w, "late")
+		}
+	}))
+	t.Cleanup(srv.Close)
+	p := oneRoute(t, Endpoint{TaskID: "a", Addr: addr(srv), Revision: 1})
+	url := serveFast(t, p)
+
+	c := dialRaw(t, url)
+	io.WriteString(c, "GET /wait HTTP/1.1\r\nHost: x\r\n\r\n")
+	time.Sleep(300 * time.Millisecond)
+	c.Close()
+	select {
+	case d := <-cancelled:
+		if d > time.Second {
+			t.Errorf("the task's request was cancelled after %s", d)
+		}
+	case <-time.After(1500 * time.Millisecond):
+		t.Fatal("the task's request was not cancelled after the client left")
+	}
+	// Counted as a request, not as a server error a canary gate would
+	// hold against the task.
+	var requests, errs int64
+	for deadline := time.Now().Add(2 * time.Second); time.Now().Before(deadline) && requests == 0; time.Sleep(10 * time.Millisecond) {
+		requests, errs = 0, 0
+		for _, s := range p.Stats() {
+			requests, errs = requests+s.Requests, errs+s.Errors
+		}
+	}
+	if requests != 1 || errs != 0 {
+		t.Errorf("stats: %d requests, %d errors; want 1 and 0", requests, errs)
+	}
+
+	c2 := dialRaw(t, url)
+	if resp, body := c2.do("GET /wait HTTP/1.1\r\nHost: x\r\n\r\n"); resp.StatusCode != 200 || body != "late" {
+		t.Fatalf("a client that waits: %d %q", resp.StatusCode, body)
+	}
+	// The connection serves on after a watched request.
+	if resp, body := c2.do("GET /wait HTTP/1.1\r\nHost: x\r\n\r\n"); resp.StatusCode != 200 || body != "late" {
+		t.Fatalf("second request on the connection: %d %q", resp.StatusCode, body)
+	}
+}
