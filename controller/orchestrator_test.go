@@ -10,17 +10,52 @@ import (
 	"github.com/berth-dev/berth/store"
 )
 
-func TestOrchestratorCreatesAndPlacesTasks(t *testing.T) {
+// oneNode opens a store with one ready node, n1.
+func oneNode(t *testing.T) (*store.Store, context.Context) {
+	t.Helper()
 	st := store.OpenTest(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
+	t.Cleanup(cancel)
 	if err := st.PutNode(ctx, api.Node{ID: "n1", State: api.NodeReady, NanoCPUs: 2e9, Memory: 1 << 30}, 0); err != nil {
 		t.Fatal(err)
 	}
-	w, _ := PlanDeploy(stackOf(svcSpec("web", "1", 3)), Current{}, time.Now())
+	return st, ctx
+}
+
+// deploy stores spec as service web of stack s, over what is stored of it.
+func deploy(t *testing.T, ctx context.Context, st *store.Store, spec *api.ServiceSpec) {
+	t.Helper()
+	cur := Current{}
+	if rec, ver, err := st.GetStack(ctx, "s"); err == nil {
+		svcs, _ := st.ListServices(ctx, "s")
+		latest, _ := st.LatestRevision(ctx, "s", "web")
+		cur = Current{Record: &rec, Version: ver, Services: map[string]api.ServiceState{"web": svcs[0]}, Latest: map[string]api.Revision{"web": latest}}
+	}
+	w, _ := PlanDeploy(stackOf(spec), cur, time.Now())
 	if err := st.ApplyStack(ctx, w); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// capped is service web with replicas and at most max of them per node.
+func capped(replicas, max int) func(env string) *api.ServiceSpec {
+	return func(env string) *api.ServiceSpec {
+		s := svcSpec("web", env, replicas)
+		s.Placement.MaxPerNode = max
+		return s
+	}
+}
+
+func reconcile(t *testing.T, ctx context.Context, o *Orchestrator) {
+	t.Helper()
+	if err := o.Reconcile(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestOrchestratorCreatesAndPlacesTasks(t *testing.T) {
+	st, ctx := oneNode(t)
+	deploy(t, ctx, st, svcSpec("web", "1", 3))
 	o := NewOrchestrator(st, nil, slog.New(slog.DiscardHandler))
 	if err := o.Reconcile(ctx); err != nil {
 		t.Fatal(err)
@@ -51,40 +86,17 @@ func TestOrchestratorCreatesAndPlacesTasks(t *testing.T) {
 // 1: the replacement cannot run beside the old task, so the slot is
 // replaced stop-first instead of waiting for a deadline.
 func TestStopFirstWhenTheNewTaskOnlyFitsAlone(t *testing.T) {
-	st := store.OpenTest(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	if err := st.PutNode(ctx, api.Node{ID: "n1", State: api.NodeReady, NanoCPUs: 2e9, Memory: 1 << 30}, 0); err != nil {
-		t.Fatal(err)
-	}
-	spec := func(env string) *api.ServiceSpec {
-		s := svcSpec("web", env, 1)
-		s.Placement.MaxPerNode = 1
-		return s
-	}
+	st, ctx := oneNode(t)
+	spec := capped(1, 1)
 	o := NewOrchestrator(st, nil, slog.New(slog.DiscardHandler))
-	w, _ := PlanDeploy(stackOf(spec("1")), Current{}, time.Now())
-	if err := st.ApplyStack(ctx, w); err != nil {
-		t.Fatal(err)
-	}
-	if err := o.Reconcile(ctx); err != nil {
-		t.Fatal(err)
-	}
+	deploy(t, ctx, st, spec("1"))
+	reconcile(t, ctx, o)
 	first, _ := st.ListTasks(ctx, "s")
 	if len(first) != 1 || first[0].Node != "n1" {
 		t.Fatalf("first deploy: %+v", first)
 	}
-	rec, ver, _ := st.GetStack(ctx, "s")
-	svcs, _ := st.ListServices(ctx, "s")
-	latest, _ := st.LatestRevision(ctx, "s", "web")
-	cur := Current{Record: &rec, Version: ver, Services: map[string]api.ServiceState{"web": svcs[0]}, Latest: map[string]api.Revision{"web": latest}}
-	w, _ = PlanDeploy(stackOf(spec("2")), cur, time.Now())
-	if err := st.ApplyStack(ctx, w); err != nil {
-		t.Fatal(err)
-	}
-	if err := o.Reconcile(ctx); err != nil {
-		t.Fatal(err)
-	}
+	deploy(t, ctx, st, spec("2"))
+	reconcile(t, ctx, o)
 	tasks, _ := st.ListTasks(ctx, "s")
 	if len(tasks) != 1 || tasks[0].Revision != 2 || tasks[0].Node != "n1" {
 		t.Fatalf("after the update: %+v, want only revision 2 on n1", tasks)
@@ -97,42 +109,19 @@ func TestStopFirstWhenTheNewTaskOnlyFitsAlone(t *testing.T) {
 // unplaced task, no event), and it never takes the place of the task
 // that is to run now.
 func TestTaskCreatedAheadOnlyWhereItFits(t *testing.T) {
-	st := store.OpenTest(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	if err := st.PutNode(ctx, api.Node{ID: "n1", State: api.NodeReady, NanoCPUs: 2e9, Memory: 1 << 30}, 0); err != nil {
-		t.Fatal(err)
-	}
-	spec := func(env string) *api.ServiceSpec {
-		s := svcSpec("web", env, 2)
-		s.Placement.MaxPerNode = 3
-		return s
-	}
+	st, ctx := oneNode(t)
+	spec := capped(2, 3)
 	o := NewOrchestrator(st, nil, slog.New(slog.DiscardHandler))
-	w, _ := PlanDeploy(stackOf(spec("1")), Current{}, time.Now())
-	if err := st.ApplyStack(ctx, w); err != nil {
-		t.Fatal(err)
-	}
-	if err := o.Reconcile(ctx); err != nil {
-		t.Fatal(err)
-	}
+	deploy(t, ctx, st, spec("1"))
+	reconcile(t, ctx, o)
 	first, _ := st.ListTasks(ctx, "s")
 	for _, task := range first {
 		if err := st.PutStatus(ctx, api.TaskStatus{TaskID: task.ID, Node: "n1", State: api.StateRunning, StartedAt: time.Now()}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	rec, ver, _ := st.GetStack(ctx, "s")
-	svcs, _ := st.ListServices(ctx, "s")
-	latest, _ := st.LatestRevision(ctx, "s", "web")
-	cur := Current{Record: &rec, Version: ver, Services: map[string]api.ServiceState{"web": svcs[0]}, Latest: map[string]api.Revision{"web": latest}}
-	w, _ = PlanDeploy(stackOf(spec("2")), cur, time.Now())
-	if err := st.ApplyStack(ctx, w); err != nil {
-		t.Fatal(err)
-	}
-	if err := o.Reconcile(ctx); err != nil {
-		t.Fatal(err)
-	}
+	deploy(t, ctx, st, spec("2"))
+	reconcile(t, ctx, o)
 	tasks, _ := st.ListTasks(ctx, "s")
 	var news []api.Task
 	for _, task := range tasks {
