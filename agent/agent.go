@@ -103,8 +103,14 @@ type Agent struct {
 	// once.
 	creating int
 	idle     chan struct{}
-	syncs    sync.WaitGroup
-	lastErr  error
+	// createsNow holds the tasks to run now whose container a pass found
+	// missing, until their create returns; nowDone is closed when it
+	// empties. A container created ahead of its turn waits for them, so
+	// it never delays the slot that is starting.
+	createsNow map[string]bool
+	nowDone    chan struct{}
+	syncs      sync.WaitGroup
+	lastErr    error
 
 	timersMu sync.Mutex
 	timers   map[string]*time.Timer
@@ -145,21 +151,22 @@ func New(cfg Config, st *store.Store, drv runtime.Driver, logger *slog.Logger, h
 	}
 	return &Agent{
 		cfg: cfg, store: st, drv: drv, log: logger, hooks: hooks,
-		kick:     make(chan struct{}, 1),
-		nodeKick: make(chan struct{}, 1),
-		taskKick: make(chan string, 256),
-		tasks:    map[string]api.Task{},
-		local:    map[string]*taskState{},
-		specs:    map[revKey]*api.ServiceSpec{},
-		stacks:   map[string]api.StackRecord{},
-		nets:     map[string]string{},
-		vols:     map[string]bool{},
-		jobs:     map[string]bool{},
-		syncing:  map[string]bool{},
-		removing: map[string]bool{},
-		ooms:     map[string]bool{},
-		dirty:    map[string]bool{},
-		timers:   map[string]*time.Timer{},
+		kick:       make(chan struct{}, 1),
+		nodeKick:   make(chan struct{}, 1),
+		taskKick:   make(chan string, 256),
+		tasks:      map[string]api.Task{},
+		local:      map[string]*taskState{},
+		specs:      map[revKey]*api.ServiceSpec{},
+		stacks:     map[string]api.StackRecord{},
+		nets:       map[string]string{},
+		vols:       map[string]bool{},
+		jobs:       map[string]bool{},
+		syncing:    map[string]bool{},
+		removing:   map[string]bool{},
+		createsNow: map[string]bool{},
+		ooms:       map[string]bool{},
+		dirty:      map[string]bool{},
+		timers:     map[string]*time.Timer{},
 	}
 }
 
@@ -313,6 +320,13 @@ func (a *Agent) reconcile(ctx context.Context) error {
 		}
 	}
 
+	a.mu.Lock()
+	for id, t := range desired {
+		if t.Desired == api.DesiredRunning && len(byTask[id]) == 0 {
+			a.createsNow[id] = true
+		}
+	}
+	a.mu.Unlock()
 	a.log.Debug("agent pass", "desired", len(desired), "containers", len(containers), "orphans", len(orphans))
 	sem := make(chan struct{}, a.cfg.Workers)
 	var wg sync.WaitGroup
@@ -493,6 +507,43 @@ func (a *Agent) mayYield(ctx context.Context, c runtime.Container) bool {
 	}
 	spec, err := a.spec(ctx, api.Task{Stack: c.Labels[api.LabelStack], Service: c.Labels[api.LabelService], Revision: rev})
 	return err == nil && spec.Update.Order != api.StopFirst && spec.NetworkMode != "host"
+}
+
+// createdNow records that task id's create returned (or that its sync
+// ended without one).
+func (a *Agent) createdNow(id string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if !a.createsNow[id] {
+		return
+	}
+	delete(a.createsNow, id)
+	if len(a.createsNow) == 0 && a.nowDone != nil {
+		close(a.nowDone)
+		a.nowDone = nil
+	}
+}
+
+// waitCreatesNow waits, at most max, until every task to run now has its
+// container.
+func (a *Agent) waitCreatesNow(ctx context.Context, max time.Duration) {
+	a.mu.Lock()
+	if len(a.createsNow) == 0 {
+		a.mu.Unlock()
+		return
+	}
+	if a.nowDone == nil {
+		a.nowDone = make(chan struct{})
+	}
+	done := a.nowDone
+	a.mu.Unlock()
+	t := time.NewTimer(max)
+	defer t.Stop()
+	select {
+	case <-done:
+	case <-t.C:
+	case <-ctx.Done():
+	}
 }
 
 // yieldToCreates waits, at most max, until no container is being created.

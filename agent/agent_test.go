@@ -287,3 +287,21 @@ func TestCreatedAheadStartsAtItsTurn(t *testing.T) {
 		return s.State == api.StateRunning && s.ContainerID == id
 	})
 }
+
+// TestTaskToRunNowIsCreatedBeforeOneAhead: a slot to start now and the
+// next slot's task, created ahead, arrive together; the engine creates
+// the one to run now first, so the one ahead never delays it.
+func TestTaskToRunNowIsCreatedBeforeOneAhead(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, func(h *harness) { h.drv.SetLatency(20 * time.Millisecond) })
+	ahead := task("b", 2)
+	ahead.Desired = api.DesiredCreated
+	h.deploy(task("a", 1), ahead)
+	h.waitFor("a running and b created", func() bool {
+		return h.status("a").State == api.StateRunning && h.status("b").State == api.StateCreated
+	})
+	// The fake engine numbers containers in the order it creates them.
+	if a, b := h.containerOf("a"), h.containerOf("b"); a > b {
+		t.Errorf("created ahead first: %s (ahead) before %s (to run now)", b, a)
+	}
+}

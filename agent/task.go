@@ -15,6 +15,7 @@ import (
 // syncTask makes one task's container match the task. cs are the
 // containers carrying the task's label (normally zero or one).
 func (a *Agent) syncTask(ctx context.Context, t api.Task, cs []runtime.Container) {
+	defer a.createdNow(t.ID)
 	st := a.state(t.ID)
 	st.mu.Lock()
 	defer st.mu.Unlock()
@@ -225,10 +226,14 @@ func (a *Agent) createAndStart(ctx context.Context, t api.Task, spec *api.Servic
 		a.afterFunc(t.ID, 5*time.Second)
 		return
 	}
+	if t.Desired == api.DesiredCreated {
+		a.waitCreatesNow(ctx, 2*time.Second) // the slot starting now first
+	}
 	cctx, cancel := a.engineCtx(ctx)
 	created := time.Now()
 	id, err := a.drv.Create(cctx, cs)
 	cancel()
+	a.createdNow(t.ID)
 	a.log.Debug("container created", "task", t.ID, "took", time.Since(created).Round(time.Millisecond))
 	if errors.Is(err, runtime.ErrConflict) {
 		id, err = a.adoptByName(ctx, t, cs.Name)
