@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"cmp"
 	"fmt"
 	"sort"
 	"strconv"
@@ -136,8 +137,8 @@ func (a *Agent) baseSpec(stack string, spec *api.ServiceSpec, labels, extraEnv m
 		Sysctls:     spec.Security.Sysctls,
 		StopSignal:  spec.StopSignal,
 		StopTimeout: grace,
-		LogMaxSize:  d.LogMaxSize,
-		LogMaxFiles: d.LogMaxFiles,
+		LogMaxSize:  cmp.Or(spec.Logs.MaxSize, d.LogMaxSize),
+		LogMaxFiles: cmp.Or(spec.Logs.MaxFiles, d.LogMaxFiles),
 		Tmpfs:       map[string]string{},
 	}
 	if spec.NetworkMode == "host" {

@@ -100,6 +100,9 @@ type ServiceSpec struct {
 
 	StopSignal      string   `json:"stop_signal,omitempty"`
 	StopGracePeriod Duration `json:"stop_grace_period,omitempty"`
+	// Logs caps the engine's json-file log of each task (Compose's
+	// logging.options max-size and max-file); zero: berth's defaults.
+	Logs LogRotation `json:"logs,omitzero"`
 
 	// NetworkMode is "" (the stack's network) or "host". Host-networked tasks
 	// get a port from the scheduler in the PORT environment variable.
@@ -124,6 +127,14 @@ type ServiceSpec struct {
 	// SecretsAsEnv also passes the service's secrets as environment
 	// variables (x-berth.secrets_as_env): visible in docker inspect.
 	SecretsAsEnv bool `json:"secrets_as_env,omitempty"`
+}
+
+// LogRotation is when the engine rotates a task's json-file log and how
+// many files it keeps. berth reads each file as it is written and follows
+// the rotation.
+type LogRotation struct {
+	MaxSize  string `json:"max_size,omitempty"` // as the engine takes it: 64k, 10m, 1g
+	MaxFiles int    `json:"max_files,omitempty"`
 }
 
 // Resources are limits and reservations. Zero means "berth's default" for

@@ -100,6 +100,12 @@ const svc = "services:\n  web:\n    image: x\n"
 // errorCases are bad files and what their errors must say: where
 // (file:line:col) and what is wrong.
 var errorCases = []errorCase{
+	{desc: "log file too small", doc: svc + "    logging:\n      options: {max-size: 1k}\n",
+		want: []string{`services.web.logging.options.max-size: max-size "1k": use a size of at least 64k`}},
+	{desc: "one log file", doc: svc + "    logging:\n      options: {max-file: \"1\"}\n",
+		want: []string{`services.web.logging.options.max-file: max-file "1": use a number of files from 2 to 100`}},
+	{desc: "unknown logging key", doc: svc + "    logging:\n      option: {max-file: \"3\"}\n",
+		want: []string{`services.web.logging: unknown key "option" (did you mean "options"?)`}},
 	{desc: "unknown service key with suggestion", doc: "services:\n  web:\n    imagee: x\n",
 		want: []string{`compose.yaml:3:5: services.web: unknown key "imagee" (did you mean "image"?)`}},
 	{desc: "unknown top-level key", doc: svc + "service:\n  a: {}\n",
@@ -339,6 +345,34 @@ func TestWarnings(t *testing.T) {
 	}
 	if !regexp.MustCompile(`compose\.yaml:\d+:\d+`).MatchString(all) {
 		t.Errorf("warnings have no positions:\n%s", all)
+	}
+}
+
+// TestLogging: logging.options max-size and max-file set the rotation of
+// the engine's json-file log; another driver and other options are warned
+// about and ignored.
+func TestLogging(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	path := writeFile(t, dir, "compose.yaml", `services:
+  web:
+    image: x
+    logging:
+      driver: syslog
+      options: {max-size: 256k, max-file: "4", compress: "true"}
+`)
+	st, err := Load(context.Background(), Options{Files: []string{path}, StackName: "t"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := st.Services["web"].Logs; got != (api.LogRotation{MaxSize: "256k", MaxFiles: 4}) {
+		t.Errorf("logs = %+v", got)
+	}
+	all := strings.Join(st.Warnings, "\n")
+	for _, want := range []string{`logging driver "syslog" is ignored`, "logging option compress is ignored"} {
+		if !strings.Contains(all, want) {
+			t.Errorf("warnings lack %q:\n%s", want, all)
+		}
 	}
 }
 

@@ -193,6 +193,7 @@ var serviceRules = map[string]rule{
 	"mem_limit":         ok(),
 	"mem_reservation":   ok(),
 	"pids_limit":        ok(),
+	"logging":           okSub(map[string]rule{"driver": checked(), "options": checked()}), // max-size and max-file of the json-file log
 	"x-berth": okSub(map[string]rule{
 		"schedule": checked(), // a cron expression
 		"routes":   checked(), // a list of {host, path, port, timeout}
@@ -207,9 +208,8 @@ var serviceRules = map[string]rule{
 	"expose":             warn("expose has no effect: services on a stack network reach each other on any port"),
 	"links":              warn("links are ignored: services resolve each other by name on the stack network"),
 	"external_links":     warn("external_links are ignored: stacks are isolated from each other"),
-	"logging":            warn("logging is ignored: berth manages logs (capped json-file, berth logs)"),
-	"log_driver":         legacy("log_driver is not part of the Compose specification; remove it (berth manages logs, and ignores logging: too)"),
-	"log_opt":            legacy("log_opt is not part of the Compose specification; remove it (berth manages logs, and ignores logging: too)"),
+	"log_driver":         legacy("log_driver is not part of the Compose specification; remove it (berth keeps logs from the engine's json-file log; logging.options sets its max-size and max-file)"),
+	"log_opt":            legacy("log_opt is not part of the Compose specification; use logging.options (max-size and max-file are honoured)"),
 	"dns":                warn("dns is ignored: containers use the engine's resolver for service discovery"),
 	"dns_opt":            warn("dns_opt is ignored: containers use the engine's resolver for service discovery"),
 	"dns_search":         warn("dns_search is ignored: containers use the engine's resolver for service discovery"),

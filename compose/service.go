@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/compose-spec/compose-go/v2/types"
+	units "github.com/docker/go-units"
 
 	"github.com/berth-dev/berth/api"
 	"github.com/berth-dev/berth/scheduler"
@@ -49,6 +50,7 @@ func (c *converter) service(st *api.Stack, s *types.ServiceConfig) *api.ServiceS
 	c.mounts(st, spec, s, path)
 	c.refs(st, spec, s, path)
 	c.extension(spec, s, path)
+	c.logging(spec, s, path)
 	if s.StopGracePeriod != nil {
 		spec.StopGracePeriod = api.Duration(*s.StopGracePeriod)
 	}
@@ -61,6 +63,46 @@ func (c *converter) service(st *api.Stack, s *types.ServiceConfig) *api.ServiceS
 		}
 	}
 	return spec
+}
+
+// minLogSize is the smallest max-size berth takes: a smaller file rotates
+// faster than a busy task's output can be read back.
+const minLogSize = 64 << 10
+
+// logging honours the rotation of the engine's json-file log a service
+// asks for (logging.options max-size and max-file). berth reads every
+// task's output from that log, so another driver and other options are
+// ignored with a warning.
+func (c *converter) logging(spec *api.ServiceSpec, s *types.ServiceConfig, path string) {
+	l := s.Logging
+	if l == nil {
+		return
+	}
+	path += ".logging"
+	if l.Driver != "" && l.Driver != "json-file" {
+		c.warn(path+".driver", "logging driver %q is ignored: berth keeps every task's output from the engine's json-file log (berth logs)", l.Driver)
+	}
+	for _, k := range sortedKeys(l.Options) {
+		v := l.Options[k]
+		switch k {
+		case "max-size":
+			n, err := units.RAMInBytes(v)
+			if err != nil || n < minLogSize {
+				c.problem(path+".options.max-size", "max-size %q: use a size of at least 64k, like 64k, 10m or 1g", v)
+				continue
+			}
+			spec.Logs.MaxSize = v
+		case "max-file":
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 2 || n > 100 {
+				c.problem(path+".options.max-file", "max-file %q: use a number of files from 2 to 100 (berth reads the rotated files too)", v)
+				continue
+			}
+			spec.Logs.MaxFiles = n
+		default:
+			c.warn(path+".options."+k, "logging option %s is ignored: berth honours max-size and max-file of the json-file log", k)
+		}
+	}
 }
 
 func (c *converter) image(s *types.ServiceConfig, path string) {

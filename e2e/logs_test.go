@@ -196,3 +196,50 @@ func TestLogsAcrossBerthRestarts(t *testing.T) {
 		}
 	}
 }
+
+// TestLogsFollowRotation: a service asks the engine for a small json-file
+// log (logging.options max-size 64k, max-file 3) and prints a numbered
+// line every millisecond, so the engine rotates the file every few hundred
+// milliseconds; berth follows each rotation and keeps every line once.
+func TestLogsFollowRotation(t *testing.T) {
+	t.Parallel()
+	b := startBerth(t)
+	b.deploy("rot", fmt.Sprintf(`
+services:
+  web:
+    image: %s
+    environment: {PROBE_TICK: '1ms'}
+    logging:
+      options: {max-size: 64k, max-file: "3"}
+`, probeImage))
+	b.waitRunning("rot", "web", 1)
+	cs := b.containers("rot")
+	if len(cs) != 1 {
+		t.Fatalf("%d containers, want 1", len(cs))
+	}
+	var ns []int
+	waitFor(t, 60*time.Second, "over 12,000 ticks kept (some 10 rotations)", func() (bool, string) {
+		ns = ns[:0]
+		for _, l := range b.logLines("rot", "-n", "100000") {
+			if n, err := strconv.Atoi(strings.TrimPrefix(l.Line, "tick ")); err == nil {
+				ns = append(ns, n)
+			}
+		}
+		return len(ns) > 12000, fmt.Sprint(len(ns))
+	})
+	for i, n := range ns {
+		if n != i {
+			t.Fatalf("kept tick %d where tick %d belongs (a gap or a duplicate); around: %v", n, i, ns[max(0, i-3):min(len(ns), i+3)])
+		}
+	}
+	// 12,000 ticks are some 800 KB of json-file log, and the engine keeps
+	// at most 3 × 64 KiB: most ticks were read from files since removed.
+	out, err := exec.Command("docker", "inspect", "-f", "{{.HostConfig.LogConfig.Config}}|{{.LogPath}}", cs[0].ID).CombinedOutput()
+	config, logPath, _ := strings.Cut(strings.TrimSpace(string(out)), "|")
+	if err != nil || !strings.Contains(config, "max-size:64k") || !strings.Contains(config, "max-file:3") {
+		t.Fatalf("container log config: %s %v", out, err)
+	}
+	if fi, err := os.Stat(logPath); err != nil || fi.Size() > 64<<10+1024 {
+		t.Errorf("current log file %s: %v, %v bytes; want at most 64 KiB", logPath, err, fi)
+	}
+}
