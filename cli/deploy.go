@@ -7,6 +7,7 @@ import (
 	"os"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/berth-dev/berth/api"
@@ -171,8 +172,24 @@ func printChanges(g *globals, resp api.DeployResponse) {
 // services to the revisions this deploy created: if berth rolls one of
 // them back, the deploy failed.
 func waitConverged(ctx context.Context, g *globals, cl *client.Client, stack string, want map[string]int, timeout time.Duration) error {
+	var follow sync.WaitGroup
+	defer follow.Wait()
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
+	// The stack's events (a rollout's steps and end, a task failing) wake
+	// the loop at once; the poll catches the rest.
+	wake := make(chan struct{}, 1)
+	follow.Add(1)
+	go func() {
+		defer follow.Done()
+		_ = cl.FollowEvents(ctx, stack, 1, func(api.Event) error {
+			select {
+			case wake <- struct{}{}:
+			default:
+			}
+			return nil
+		})
+	}()
 	last := ""
 	gates := map[string]int{}
 	for {
@@ -205,7 +222,8 @@ func waitConverged(ctx context.Context, g *globals, cl *client.Client, stack str
 				msg += ":\n  " + strings.Join(problems, "\n  ")
 			}
 			return fmt.Errorf("%s\nsee `berth ps %s` and `berth events %s`", msg, stack, stack)
-		case <-time.After(100 * time.Millisecond): // a local read; the deploy's end shows at once
+		case <-wake:
+		case <-time.After(100 * time.Millisecond): // a local read
 		}
 	}
 }
