@@ -94,20 +94,34 @@ func setVersion(t *testing.T, dir, version string) {
 	git(t, dir, "commit", "-q", "-am", "shipit "+version)
 }
 
-// removeImages removes, when the test ends, the engine's images whose
-// references contain token (a name only this test uses).
+// removeImages removes, when the test ends, the engine's image references
+// that contain token (a name only this test uses). It removes references,
+// never image IDs: an image this test tagged, like the shared example
+// image pushed under a name of the test's, keeps its other names.
 func removeImages(t *testing.T, token string) {
 	t.Cleanup(func() {
-		out, err := exec.Command("docker", "image", "ls", "--digests", "--format", "{{.Repository}} {{.ID}}").Output()
+		out, err := exec.Command("docker", "image", "ls", "--digests", "--format", "{{.Repository}}|{{.Tag}}|{{.Digest}}").Output()
 		if err != nil {
 			return
 		}
 		seen := map[string]bool{}
 		for _, line := range strings.Split(string(out), "\n") {
-			f := strings.Fields(line)
-			if len(f) == 2 && strings.Contains(f[0], token) && !seen[f[1]] {
-				seen[f[1]] = true
-				_ = exec.Command("docker", "rmi", "-f", f[1]).Run()
+			f := strings.Split(line, "|")
+			if len(f) != 3 || !strings.Contains(f[0], token) {
+				continue
+			}
+			var refs []string
+			if f[1] != "<none>" {
+				refs = append(refs, f[0]+":"+f[1])
+			}
+			if f[2] != "<none>" {
+				refs = append(refs, f[0]+"@"+f[2])
+			}
+			for _, ref := range refs {
+				if !seen[ref] {
+					seen[ref] = true
+					_ = exec.Command("docker", "rmi", ref).Run() // the image goes with its last reference
+				}
 			}
 		}
 	})
