@@ -95,20 +95,20 @@ type Agent struct {
 	// in the background; removals bounds how many at a time.
 	removing map[string]bool
 	removals chan struct{}
-	// creating counts containers being created and started; idle is
-	// closed (and replaced) whenever it drops to zero. A removal waits
+	// creating counts containers being created and started; idle wakes
+	// its waiters whenever it drops to zero. A removal waits
 	// for it before stopping its container: in a rolling update the
 	// next task's start is what the rollout waits for, and the engine
 	// does one network teardown and one setup faster in turn than at
 	// once.
 	creating int
-	idle     chan struct{}
+	idle     idleSignal
 	// createsNow holds the tasks to run now whose container a pass found
-	// missing, until their create returns; nowDone is closed when it
-	// empties. A container created ahead of its turn waits for them, so
+	// missing, until their create returns; nowDone wakes its waiters
+	// when it empties. A container created ahead of its turn waits for them, so
 	// it never delays the slot that is starting.
 	createsNow map[string]bool
-	nowDone    chan struct{}
+	nowDone    idleSignal
 	syncs      sync.WaitGroup
 	lastErr    error
 
@@ -490,9 +490,8 @@ func (a *Agent) beginCreate() func() {
 	return func() {
 		a.mu.Lock()
 		a.creating--
-		if a.creating == 0 && a.idle != nil {
-			close(a.idle)
-			a.idle = nil
+		if a.creating == 0 {
+			a.idle.wake()
 		}
 		a.mu.Unlock()
 	}
@@ -518,45 +517,45 @@ func (a *Agent) createdNow(id string) {
 		return
 	}
 	delete(a.createsNow, id)
-	if len(a.createsNow) == 0 && a.nowDone != nil {
-		close(a.nowDone)
-		a.nowDone = nil
+	if len(a.createsNow) == 0 {
+		a.nowDone.wake()
 	}
 }
 
 // waitCreatesNow waits, at most max, until every task to run now has its
 // container.
 func (a *Agent) waitCreatesNow(ctx context.Context, max time.Duration) {
-	a.mu.Lock()
-	if len(a.createsNow) == 0 {
-		a.mu.Unlock()
-		return
-	}
-	if a.nowDone == nil {
-		a.nowDone = make(chan struct{})
-	}
-	done := a.nowDone
-	a.mu.Unlock()
-	t := time.NewTimer(max)
-	defer t.Stop()
-	select {
-	case <-done:
-	case <-t.C:
-	case <-ctx.Done():
-	}
+	a.waitIdle(ctx, func() bool { return len(a.createsNow) > 0 }, &a.nowDone, max)
 }
 
 // yieldToCreates waits, at most max, until no container is being created.
 func (a *Agent) yieldToCreates(ctx context.Context, max time.Duration) {
+	a.waitIdle(ctx, func() bool { return a.creating > 0 }, &a.idle, max)
+}
+
+// idleSignal wakes those waiting for some work of the agent's (counted
+// under a.mu) to end.
+type idleSignal struct{ ch chan struct{} }
+
+// wake ends the current wait; call with a.mu held.
+func (s *idleSignal) wake() {
+	if s.ch != nil {
+		close(s.ch)
+		s.ch = nil
+	}
+}
+
+// waitIdle waits, at most max, until busy (read under a.mu) is false.
+func (a *Agent) waitIdle(ctx context.Context, busy func() bool, sig *idleSignal, max time.Duration) {
 	a.mu.Lock()
-	if a.creating == 0 {
+	if !busy() {
 		a.mu.Unlock()
 		return
 	}
-	if a.idle == nil {
-		a.idle = make(chan struct{})
+	if sig.ch == nil {
+		sig.ch = make(chan struct{})
 	}
-	idle := a.idle
+	idle := sig.ch
 	a.mu.Unlock()
 	t := time.NewTimer(max)
 	defer t.Stop()
