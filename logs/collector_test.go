@@ -81,14 +81,7 @@ func (f *fakeSource) add(id string, from, n int, t0 time.Time) {
 // collectOnce runs a collector until every container is read to its end.
 func collectOnce(t testing.TB, dir string, src *fakeSource) {
 	t.Helper()
-	st, err := Open(Options{Dir: filepath.Join(dir, "logs")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := NewCollector(CollectorConfig{CursorFile: filepath.Join(dir, "cursors.json"), Resync: 20 * time.Millisecond}, src, st, nil)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error)
-	go func() { done <- c.Run(ctx) }()
+	c, stop := runCollector(t, dir, src)
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		c.mu.Lock()
@@ -102,12 +95,30 @@ func collectOnce(t testing.TB, dir string, src *fakeSource) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	cancel()
-	if err := <-done; err != nil {
+	stop()
+}
+
+// runCollector runs a collector over a store and positions file in dir;
+// stop ends it and closes the store.
+func runCollector(t testing.TB, dir string, src *fakeSource) (c *Collector, stop func()) {
+	t.Helper()
+	st, err := Open(Options{Dir: filepath.Join(dir, "logs")})
+	if err != nil {
 		t.Fatal(err)
 	}
-	if err := st.Close(); err != nil {
-		t.Fatal(err)
+	c = NewCollector(CollectorConfig{CursorFile: filepath.Join(dir, "cursors.json"), Resync: 20 * time.Millisecond}, src, st, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- c.Run(ctx) }()
+	return c, func() {
+		t.Helper()
+		cancel()
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		if err := st.Close(); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
 

@@ -169,14 +169,7 @@ func TestJSONFileFollowsRotationUntilStopped(t *testing.T) {
 	// Files are never dropped here (many kept), so no line can be lost.
 	el := newEngineLog(t, t.TempDir(), 8<<10, 10000)
 	src := &fakeSource{cs: []runtime.Container{fileContainer("aaaaaaaaaaaaaaaa", el.path, true)}}
-	st, err := Open(Options{Dir: filepath.Join(dir, "logs")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := NewCollector(CollectorConfig{CursorFile: filepath.Join(dir, "cursors.json"), Resync: 20 * time.Millisecond}, src, st, nil)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error)
-	go func() { done <- c.Run(ctx) }()
+	c, stop := runCollector(t, dir, src)
 
 	const n = 3000
 	t0 := time.Now().Add(-time.Minute).UTC()
@@ -202,13 +195,7 @@ func TestJSONFileFollowsRotationUntilStopped(t *testing.T) {
 		_, drained := c.drained["aaaaaaaaaaaa"]
 		return drained && len(c.followers) == 0
 	})
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
-	if err := st.Close(); err != nil {
-		t.Fatal(err)
-	}
+	stop()
 	checkKept(t, dir, n)
 }
 
