@@ -141,6 +141,30 @@ func TestCrashLoopBacksOff(t *testing.T) {
 	}
 }
 
+// TestExitIsRecordedBeforeASlowRestart: on an engine that takes seconds to
+// start a container, the exit shows as restarting while the restart is
+// under way, not as the run before it going on (which a rollout would
+// count towards the new task's stability).
+func TestExitIsRecordedBeforeASlowRestart(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, nil)
+	h.deploy(task("a", 1))
+	h.waitFor("running", func() bool { return h.status("a").State == api.StateRunning })
+	id := h.containerOf("a")
+	h.drv.SetMethodLatency("Start", 3*time.Second)
+	if err := h.drv.Crash(id, 1); err != nil {
+		t.Fatal(err)
+	}
+	h.waitFor("the exit recorded while the restart is under way", func() bool {
+		s := h.status("a")
+		return s.State == api.StateRestarting && s.ContainerID == id && strings.Contains(s.Reason, "exited with code 1")
+	})
+	if n := h.drv.Calls("Start"); n != 2 {
+		t.Fatalf("restarting shown after %d starts, want it during the second", n)
+	}
+	h.waitFor("running again", func() bool { s := h.status("a"); return s.State == api.StateRunning && s.Restarts == 1 })
+}
+
 func TestOOMReason(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t, nil)

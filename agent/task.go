@@ -195,6 +195,11 @@ func (a *Agent) handleExit(ctx context.Context, t api.Task, spec *api.ServiceSpe
 		return
 	}
 	if !d.At.After(now) {
+		// The exit is recorded before the restart: a start can take
+		// seconds on a busy engine, and until it returns the task must
+		// not look as if it had been running all along (a rollout would
+		// count it as stable and replace the task it was to replace).
+		a.report(ctx, t, st, s)
 		st.status.Reason, st.status.ExitCode, st.status.OOMKilled = d.Reason, c.ExitCode, exit.OOMKilled
 		a.start(ctx, t, c.ID, st, true)
 		return

@@ -45,6 +45,7 @@ type Driver struct {
 	subs    map[*sub]struct{}
 	fail    map[string][]error
 	latency time.Duration
+	slow    map[string]time.Duration // per-method latency, added to latency
 	info    runtime.EngineInfo
 	calls   map[string]int
 }
@@ -81,6 +82,7 @@ func New() *Driver {
 	return &Driver{
 		ctrs: map[string]*ctr{}, byName: map[string]string{}, nets: map[string]runtime.Network{}, vols: map[string]runtime.Volume{},
 		images: map[string]runtime.Image{}, subs: map[*sub]struct{}{}, fail: map[string][]error{}, calls: map[string]int{},
+		slow: map[string]time.Duration{},
 		info: runtime.EngineInfo{Version: "fake", APIVersion: "1.41", NanoCPUs: 4e9, Memory: 8 << 30,
 			Hostname: "fake", OS: "linux", CgroupVersion: "2"},
 	}
@@ -122,6 +124,15 @@ func (d *Driver) SetLatency(lat time.Duration) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.latency = lat
+}
+
+// SetMethodLatency delays every later call of method (e.g. "Start") by
+// lat, on top of SetLatency's: an engine that answers most calls at once
+// but takes seconds to start a container.
+func (d *Driver) SetMethodLatency(method string, lat time.Duration) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.slow[method] = lat
 }
 
 // Calls returns how often method was called.
@@ -243,7 +254,7 @@ func (d *Driver) Names() []string {
 func (d *Driver) enter(ctx context.Context, method string) error {
 	d.mu.Lock()
 	d.calls[method]++
-	lat := d.latency
+	lat := d.latency + d.slow[method]
 	var err error
 	if q := d.fail[method]; len(q) > 0 {
 		err, d.fail[method] = q[0], q[1:]
