@@ -39,6 +39,13 @@ const (
 	// relative gate is for regressions a user notices. Tighter bounds are
 	// the service's max_p99.
 	latencySlack = 100 * time.Millisecond
+	// minSlowRequests is how many requests must be slower than a latency
+	// bound for the gate to fail. Over a short window a p99 is the third
+	// slowest of a few hundred requests: a new task's first connections,
+	// or a moment when the host's two cores were busy starting containers,
+	// put it over a bound that the revision as a whole meets. A revision
+	// that is slow is slow for many requests.
+	minSlowRequests = 5
 )
 
 // CheckRollout judges a service's rollout in progress. Rolling: done once
@@ -213,16 +220,26 @@ func judge(up api.UpdatePolicy, w Window, step int, now time.Time) []api.GateRes
 	default:
 		p99 := n.Quantile(0.99)
 		lat.Detail = fmt.Sprintf("p99 %s", p99.Round(time.Millisecond))
+		// over: the p99 passes bound, and not by a few stragglers.
+		over := func(bound time.Duration) bool { return p99 > bound && n.Slower(bound) >= minSlowRequests }
 		if bound := up.MaxP99.D(); bound > 0 && p99 > bound {
-			lat.Passed = false
 			lat.Detail += fmt.Sprintf(" above the %s bound", bound)
+			if over(bound) {
+				lat.Passed = false
+			} else {
+				lat.Detail += fmt.Sprintf(" by fewer than %d requests", minSlowRequests)
+			}
 		}
 		if o.Requests >= minLatencySamples {
 			op99 := o.Quantile(0.99)
 			lat.Detail += fmt.Sprintf(" (previous revision %s)", op99.Round(time.Millisecond))
-			if p99 > 2*op99+latencySlack {
-				lat.Passed = false
+			if bound := 2*op99 + latencySlack; p99 > bound {
 				lat.Detail += ", more than twice as slow"
+				if over(bound) {
+					lat.Passed = false
+				} else {
+					lat.Detail += fmt.Sprintf(" in fewer than %d requests", minSlowRequests)
+				}
 			}
 		}
 	}

@@ -183,6 +183,13 @@ func stats(requests, errors int64, latency time.Duration) ingress.RevisionStats 
 	return s
 }
 
+// mixed is the counters of a and b together.
+func mixed(a, b ingress.RevisionStats) ingress.RevisionStats {
+	a.Buckets = append([]int64(nil), a.Buckets...)
+	a.Merge(b)
+	return a
+}
+
 func TestCheckCanary(t *testing.T) {
 	t.Parallel()
 	up := api.UpdatePolicy{Strategy: api.Canary, Steps: []int{10, 50}, Interval: api.Duration(30 * time.Second), MaxP99: api.Duration(time.Second)}
@@ -213,6 +220,9 @@ func TestCheckCanary(t *testing.T) {
 			state: api.RolloutRolledBack, reason: "latency gate failed"},
 		{desc: "a baseline of few requests judges no latency", svc: watched(), win: &Window{New: stats(3745, 0, 43*time.Millisecond), Old: stats(24, 0, 2*time.Millisecond)}, now: t0.Add(30 * time.Second), state: "step"},
 		{desc: "scheduling noise within the slack passes", svc: watched(), win: &Window{New: stats(500, 0, 60*time.Millisecond), Old: stats(500, 0, 3*time.Millisecond)}, now: t0.Add(30 * time.Second), state: "step"},
+		{desc: "a few stragglers past twice the old p99 pass", svc: watched(), win: &Window{New: mixed(stats(200, 0, 3*time.Millisecond), stats(4, 0, 220*time.Millisecond)), Old: stats(500, 0, 3*time.Millisecond)}, now: t0.Add(30 * time.Second), state: "step"},
+		{desc: "as many slow requests as a slow revision's fail", svc: watched(), win: &Window{New: mixed(stats(200, 0, 3*time.Millisecond), stats(40, 0, 220*time.Millisecond)), Old: stats(500, 0, 3*time.Millisecond)}, now: t0.Add(30 * time.Second),
+			state: api.RolloutRolledBack, reason: "more than twice as slow"},
 		{desc: "slow is judged only at the end of the interval", svc: watched(), win: &Window{New: stats(50, 0, 400*time.Millisecond), Old: stats(500, 0, 3*time.Millisecond)}, now: t0.Add(5 * time.Second)},
 		{desc: "the p99 bound", svc: watched(), win: &Window{New: stats(50, 0, 2*time.Second)}, now: t0.Add(30 * time.Second),
 			state: api.RolloutRolledBack, reason: "above the 1s bound"},

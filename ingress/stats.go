@@ -108,6 +108,30 @@ func (s RevisionStats) Quantile(q float64) time.Duration {
 	return LatencyBuckets[len(LatencyBuckets)-1]
 }
 
+// Slower estimates how many requests took longer than d, interpolating
+// linearly inside the bucket d falls in, as Quantile does. Requests past
+// the last bound count as slower than any d.
+func (s RevisionStats) Slower(d time.Duration) float64 {
+	var n float64
+	for i, c := range s.Buckets {
+		if c == 0 {
+			continue
+		}
+		var lo, hi time.Duration
+		if i > 0 {
+			lo = LatencyBuckets[i-1]
+		}
+		switch {
+		case d <= lo || i == len(LatencyBuckets):
+			n += float64(c)
+		case i < len(LatencyBuckets) && d < LatencyBuckets[i]:
+			hi = LatencyBuckets[i]
+			n += float64(c) * float64(hi-d) / float64(hi-lo)
+		}
+	}
+	return n
+}
+
 // revCounters are the live counters behind a RevisionStats.
 type revCounters struct {
 	requests   atomic.Int64
