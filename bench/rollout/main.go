@@ -159,6 +159,14 @@ func run(cycles int, tools []string) error {
 	if berth != nil && swarm != nil {
 		fmt.Printf("\nberth's rollout is %.1f× faster than Swarm's (median wall time, same run; goal ≥ 3×).\n", float64(swarm.median)/float64(berth.median))
 	}
+	if berth != nil && berth.engine > 0 {
+		fmt.Printf("\nThe engine alone, under the same load: three containers of the image, created beforehand on the stack's network and started one after another with the engine API (what a one-at-a-time rollout of three replicas cannot go below), took %s (median of %d rounds); berth's redeploy spent %s beyond that.",
+			berth.engine.Round(10*time.Millisecond), cycles, (berth.median - berth.engine).Round(10*time.Millisecond))
+		if swarm != nil {
+			fmt.Printf(" Swarm's median is %.1f× those three starts: the most any one-at-a-time rollout could be faster than Swarm on this engine.", float64(swarm.median)/float64(berth.engine))
+		}
+		fmt.Println()
+	}
 	return nil
 }
 
@@ -189,6 +197,7 @@ func firstErr(s string) string {
 type result struct {
 	tool, what string
 	median     time.Duration
+	engine     time.Duration // berth: the engine's three starts in a row under the same load
 	ok, failed int
 	firstErr   string
 }
@@ -363,6 +372,12 @@ func berthRuns(dir, berthBin string, cycles int) (result, error) {
       replicas: 3
 %s`, image, v, healthcheck)), 0o644)
 	}
-	return redeploys("berth deploy", "3 replicas, start-first, behind the HTTP ingress",
-		target{addr: ingress, host: "bench.test"}, cycles, write, func() error { return cli("deploy", "-f", file, "--stack", stack) })
+	at := target{addr: ingress, host: "bench.test"}
+	r, err := redeploys("berth deploy", "3 replicas, start-first, behind the HTTP ingress",
+		at, cycles, write, func() error { return cli("deploy", "-f", file, "--stack", stack) })
+	if err != nil {
+		return r, err
+	}
+	r.engine, err = engineStarts(context.Background(), stack, at, 3, cycles)
+	return r, err
 }
