@@ -503,7 +503,7 @@ const (
 	StateStarting   = "starting"   // created, starting, or health not yet known
 	StateRunning    = "running"    // running (and healthy if it has a check)
 	StateUnhealthy  = "unhealthy"  // running but failing its health check
-	StateRestarting = "restarting" // exited, restart scheduled after backoff
+	StateRestarting = "restarting" // exited; the restart is scheduled after a backoff, or under way
 	StateCrashLoop  = "crashloop"  // exits repeatedly; restarts back off
 	StateExited     = "exited"     // exited and will not be restarted by policy
 	StateStopped    = "stopped"    // stopped because desired state is stopped
