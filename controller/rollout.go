@@ -220,11 +220,11 @@ func judge(up api.UpdatePolicy, w Window, step int, now time.Time) []api.GateRes
 	default:
 		p99 := n.Quantile(0.99)
 		lat.Detail = fmt.Sprintf("p99 %s", p99.Round(time.Millisecond))
-		// over: the p99 passes bound, and not by a few stragglers.
-		over := func(bound time.Duration) bool { return p99 > bound && n.Slower(bound) >= minSlowRequests }
+		// Past a bound, and not by a few stragglers.
+		many := func(bound time.Duration) bool { return n.Slower(bound) >= minSlowRequests }
 		if bound := up.MaxP99.D(); bound > 0 && p99 > bound {
 			lat.Detail += fmt.Sprintf(" above the %s bound", bound)
-			if over(bound) {
+			if many(bound) {
 				lat.Passed = false
 			} else {
 				lat.Detail += fmt.Sprintf(" by fewer than %d requests", minSlowRequests)
@@ -235,7 +235,7 @@ func judge(up api.UpdatePolicy, w Window, step int, now time.Time) []api.GateRes
 			lat.Detail += fmt.Sprintf(" (previous revision %s)", op99.Round(time.Millisecond))
 			if bound := 2*op99 + latencySlack; p99 > bound {
 				lat.Detail += ", more than twice as slow"
-				if over(bound) {
+				if many(bound) {
 					lat.Passed = false
 				} else {
 					lat.Detail += fmt.Sprintf(" in fewer than %d requests", minSlowRequests)

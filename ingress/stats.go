@@ -91,13 +91,8 @@ func (s RevisionStats) Quantile(q float64) time.Duration {
 			continue
 		}
 		if seen+float64(n) >= rank {
-			var lo, hi time.Duration
-			if i > 0 {
-				lo = LatencyBuckets[i-1]
-			}
-			if i < len(LatencyBuckets) {
-				hi = LatencyBuckets[i]
-			} else {
+			lo, hi, last := bucketBounds(i)
+			if last {
 				return lo // slower than the last bound: report the bound
 			}
 			frac := (rank - seen) / float64(n)
@@ -117,19 +112,27 @@ func (s RevisionStats) Slower(d time.Duration) float64 {
 		if c == 0 {
 			continue
 		}
-		var lo, hi time.Duration
-		if i > 0 {
-			lo = LatencyBuckets[i-1]
-		}
+		lo, hi, last := bucketBounds(i)
 		switch {
-		case d <= lo || i == len(LatencyBuckets):
+		case d <= lo || last:
 			n += float64(c)
-		case i < len(LatencyBuckets) && d < LatencyBuckets[i]:
-			hi = LatencyBuckets[i]
+		case d < hi:
 			n += float64(c) * float64(hi-d) / float64(hi-lo)
 		}
 	}
 	return n
+}
+
+// bucketBounds returns the latencies bucket i spans; last is the bucket
+// past the last bound, which has no upper one.
+func bucketBounds(i int) (lo, hi time.Duration, last bool) {
+	if i > 0 {
+		lo = LatencyBuckets[i-1]
+	}
+	if i == len(LatencyBuckets) {
+		return lo, 0, true
+	}
+	return lo, LatencyBuckets[i], false
 }
 
 // revCounters are the live counters behind a RevisionStats.

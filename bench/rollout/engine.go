@@ -18,12 +18,7 @@ import (
 // n slots starts them. It runs under the same load as the redeploys (the
 // stack's tasks serving it through the ingress) and returns the median of
 // rounds.
-func engineStarts(ctx context.Context, stack string, t target, n, rounds int) (time.Duration, error) {
-	drv, err := docker.New(docker.Options{})
-	if err != nil {
-		return 0, err
-	}
-	defer drv.Close()
+func engineStarts(ctx context.Context, drv *docker.Driver, stack string, t target, n, rounds int) (time.Duration, error) {
 	tasks, err := drv.List(ctx, map[string]string{api.LabelStack: stack})
 	if err != nil || len(tasks) == 0 {
 		return 0, fmt.Errorf("find the stack's network: %d tasks, %v", len(tasks), err)

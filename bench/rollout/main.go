@@ -135,7 +135,7 @@ func run(cycles int, tools []string) error {
 		case "compose":
 			r, err = composeRuns(dir, cycles)
 		case "berth":
-			r, err = berthRuns(dir, berthBin, cycles)
+			r, err = berthRuns(ctx, drv, dir, berthBin, cycles)
 			berth = &r
 		case "swarm":
 			r, err = swarmRuns(ctx, loadgenBin, cycles)
@@ -307,7 +307,7 @@ services:
 		target{addr: fmt.Sprintf("127.0.0.1:%d", port)}, cycles, write, func() error { return dc("up", "-d") })
 }
 
-func berthRuns(dir, berthBin string, cycles int) (result, error) {
+func berthRuns(ctx context.Context, drv *docker.Driver, dir, berthBin string, cycles int) (result, error) {
 	data, err := os.MkdirTemp(dir, "d")
 	if err != nil {
 		return result{}, err
@@ -378,6 +378,6 @@ func berthRuns(dir, berthBin string, cycles int) (result, error) {
 	if err != nil {
 		return r, err
 	}
-	r.engine, err = engineStarts(context.Background(), stack, at, 3, cycles)
+	r.engine, err = engineStarts(ctx, drv, stack, at, 3, cycles)
 	return r, err
 }
