@@ -78,6 +78,7 @@ type Agent struct {
 	taskKick chan string
 	nodeKick chan struct{} // the node record needs writing (engine health changed)
 	watchdog *watchdog.Watchdog
+	load     engineLoad // when the engine was slow, for judging health checks
 	ensureMu sync.Mutex // serialises creation of networks and volumes
 
 	mu      sync.Mutex
@@ -127,6 +128,10 @@ type taskState struct {
 	status        api.TaskStatus
 	written       bool
 	unhealthyStop bool
+	// heldContainer's unhealthy verdict has been held since heldSince
+	// (see engineload.go).
+	heldContainer string
+	heldSince     time.Time
 }
 
 // New returns an agent. hooks may be nil.
@@ -200,20 +205,44 @@ func (a *Agent) Run(ctx context.Context) error {
 	tasks := a.store.Watch(ctx, store.Tasks)
 	tick := time.NewTicker(a.cfg.Resync)
 	defer tick.Stop()
+	// A pass runs in its own goroutine, one at a time; asks for a pass
+	// while one runs are folded into one more after it. Meanwhile task
+	// kicks (an exit, a health change) are served at once: a pass waits
+	// for its slowest start, which a busy engine can stretch to seconds.
+	passDone := make(chan struct{}, 1)
+	passing, again := false, false
+	startPass := func() {
+		if passing {
+			again = true
+			return
+		}
+		passing = true
+		a.syncs.Add(1)
+		go func() {
+			defer a.syncs.Done()
+			a.pass(ctx)
+			passDone <- struct{}{}
+		}()
+	}
+	startPass()
 	for {
-		a.pass(ctx)
-		for {
-			select {
-			case <-ctx.Done():
-				return nil
-			case <-tasks:
-			case <-a.kick:
-			case <-tick.C:
-			case id := <-a.taskKick:
-				a.syncAsync(ctx, id)
-				continue
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tasks:
+			startPass()
+		case <-a.kick:
+			startPass()
+		case <-tick.C:
+			startPass()
+		case id := <-a.taskKick:
+			a.syncAsync(ctx, id)
+		case <-passDone:
+			passing = false
+			if again {
+				again = false
+				startPass()
 			}
-			break
 		}
 	}
 }

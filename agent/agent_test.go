@@ -51,8 +51,15 @@ func newHarnessConfig(t *testing.T, cfg Config, setup func(h *harness)) *harness
 
 func (h *harness) deploy(tasks ...api.Task) {
 	h.t.Helper()
+	h.deploySpec(api.ServiceSpec{Name: "web", Image: "img:1", ImageID: "sha256:img1", Restart: api.RestartPolicy{Condition: api.RestartAny}}, tasks...)
+}
+
+// deploySpec stores revision 1 of stack s's service web as spec, with the
+// given tasks.
+func (h *harness) deploySpec(spec api.ServiceSpec, tasks ...api.Task) {
+	h.t.Helper()
 	ctx := context.Background()
-	spec := api.ServiceSpec{Name: "web", Image: "img:1", ImageID: "sha256:img1", Replicas: len(tasks), Restart: api.RestartPolicy{Condition: api.RestartAny}}
+	spec.Replicas = len(tasks)
 	if err := h.st.ApplyStack(ctx, store.StackWrite{
 		Record:    api.StackRecord{Name: "s", Services: []string{"web"}},
 		Services:  []api.ServiceState{{Stack: "s", Name: "web", Revision: 1, Replicas: len(tasks)}},
@@ -163,6 +170,27 @@ func TestExitIsRecordedBeforeASlowRestart(t *testing.T) {
 		t.Fatalf("restarting shown after %d starts, want it during the second", n)
 	}
 	h.waitFor("running again", func() bool { s := h.status("a"); return s.State == api.StateRunning && s.Restarts == 1 })
+}
+
+// TestCrashServedDuringASlowStart: while one task's start takes seconds,
+// another task's exit is recorded at once, not after the start.
+func TestCrashServedDuringASlowStart(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, nil)
+	h.deploy(task("a", 1))
+	h.waitFor("a running", func() bool { return h.status("a").State == api.StateRunning })
+	h.drv.SetMethodLatency("Start", 3*time.Second) // within the harness's 5 s call timeout
+	if err := h.st.ApplyTasks(context.Background(), []api.Task{task("b", 2)}, nil); err != nil {
+		t.Fatal(err)
+	}
+	h.waitFor("b's start under way", func() bool { return h.drv.Calls("Start") == 2 })
+	if err := h.drv.Crash(h.containerOf("a"), 1); err != nil {
+		t.Fatal(err)
+	}
+	h.waitFor("a's exit recorded", func() bool { return h.status("a").State == api.StateRestarting })
+	if s := h.status("b"); s.State != "" {
+		t.Fatalf("a's exit was recorded only after b's start returned (b %s)", s.State)
+	}
 }
 
 func TestOOMReason(t *testing.T) {

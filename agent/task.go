@@ -86,14 +86,31 @@ func (a *Agent) syncTask(ctx context.Context, t api.Task, cs []runtime.Container
 		a.report(ctx, t, st, api.TaskStatus{ContainerID: c.ID, State: api.StateCreated})
 
 	case c.Running():
+		held := ""
 		if c.Health == "unhealthy" {
-			// Out of traffic at once: an unhealthy task has nothing to drain.
-			a.hooks.TaskNotReady(t)
-			a.log.Warn("task unhealthy; restarting", "task", t.ID)
-			st.unhealthyStop = true
-			a.stopContainer(ctx, t, c, spec)
-			a.kickTask(t.ID)
-			return
+			held = a.heldHealth(spec, c, st, time.Now())
+			if held == "" {
+				// Out of traffic at once: an unhealthy task has nothing to drain.
+				a.hooks.TaskNotReady(t)
+				if st.heldContainer == c.ID {
+					a.log.Warn("task unhealthy; restarting", "task", t.ID, "held", time.Since(st.heldSince).Round(time.Second))
+				} else {
+					a.log.Warn("task unhealthy; restarting", "task", t.ID)
+				}
+				st.heldContainer, st.heldSince = "", time.Time{}
+				st.unhealthyStop = true
+				a.stopContainer(ctx, t, c, spec)
+				a.kickTask(t.ID)
+				return
+			}
+			if st.heldContainer != c.ID {
+				st.heldContainer, st.heldSince = c.ID, time.Now()
+				a.log.Warn("task unhealthy on a slow engine; not restarted", "task", t.ID, "reason", held)
+				a.event(ctx, t, "task.health_held", held)
+			}
+			a.afterFunc(t.ID, heldRecheck(spec))
+		} else if st.heldContainer != "" {
+			st.heldContainer, st.heldSince = "", time.Time{}
 		}
 		state := api.StateRunning
 		if c.Health == "starting" {
@@ -122,6 +139,9 @@ func (a *Agent) syncTask(ctx context.Context, t api.Task, cs []runtime.Container
 		reason := ""
 		if st.restart.Restarts > 0 {
 			reason = lastExit(st.status.Reason)
+		}
+		if held != "" {
+			reason = held
 		}
 		if st.restart.Consecutive > 0 {
 			stable := spec.Restart.Window.D()
@@ -236,7 +256,9 @@ func (a *Agent) createAndStart(ctx context.Context, t api.Task, spec *api.Servic
 	}
 	cctx, cancel := a.engineCtx(ctx)
 	created := time.Now()
+	done := a.load.begin("create of task " + t.ID)
 	id, err := a.drv.Create(cctx, cs)
+	done()
 	cancel()
 	a.createdNow(t.ID)
 	a.log.Debug("container created", "task", t.ID, "took", time.Since(created).Round(time.Millisecond))
@@ -278,7 +300,9 @@ func (a *Agent) start(ctx context.Context, t api.Task, id string, st *taskState,
 	if err == nil {
 		sctx, cancel := a.engineCtx(ctx)
 		started := time.Now()
+		done := a.load.begin("start of task " + t.ID)
 		err = a.drv.Start(sctx, id)
+		done()
 		cancel()
 		a.log.Debug("container started", "task", t.ID, "took", time.Since(started).Round(time.Millisecond))
 	}

@@ -49,6 +49,7 @@ func (a *Agent) engineWedged() bool {
 }
 
 func (a *Agent) onEngineChange(prev, cur api.EngineHealth) {
+	a.load.engineHealth(cur)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	msg := cur.Reason

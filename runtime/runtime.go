@@ -169,6 +169,20 @@ type HealthConfig struct {
 	Retries       int
 }
 
+// HealthResult is one run of a container's health check. ExitCode is the
+// check's own exit status, or NoVerdict when the engine got no answer: the
+// check timed out or could not be run.
+type HealthResult struct {
+	Start    time.Time
+	End      time.Time
+	ExitCode int
+	Output   string
+}
+
+// NoVerdict is the exit code the engine records for a health check that
+// gave no answer of its own.
+const NoVerdict = -1
+
 // Container states as the engine reports them.
 const (
 	StateCreated    = "created"
@@ -182,15 +196,18 @@ const (
 
 // Container is an engine container.
 type Container struct {
-	ID         string
-	Name       string
-	Image      string // image ID it was created from
-	Labels     map[string]string
-	State      string
-	ExitCode   int
-	OOMKilled  bool
-	Error      string
-	Health     string // "", starting, healthy, unhealthy
+	ID        string
+	Name      string
+	Image     string // image ID it was created from
+	Labels    map[string]string
+	State     string
+	ExitCode  int
+	OOMKilled bool
+	Error     string
+	Health    string // "", starting, healthy, unhealthy
+	// HealthLog holds the engine's last few health check results, oldest
+	// first (Inspect only).
+	HealthLog  []HealthResult
 	StartedAt  time.Time
 	FinishedAt time.Time
 	// Addresses maps network name to the container's IPv4 address on it.

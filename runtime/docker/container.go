@@ -200,6 +200,11 @@ func (d *Driver) Inspect(ctx context.Context, id string) (runtime.Container, err
 		out.FinishedAt = parseTime(s.FinishedAt)
 		if s.Health != nil {
 			out.Health = string(s.Health.Status)
+			for _, r := range s.Health.Log {
+				if r != nil {
+					out.HealthLog = append(out.HealthLog, runtime.HealthResult{Start: r.Start, End: r.End, ExitCode: r.ExitCode, Output: r.Output})
+				}
+			}
 		}
 		if !s.Running && !s.OOMKilled && !out.StartedAt.IsZero() && d.oomSince(c.ID, out.StartedAt) {
 			out.OOMKilled = true // the engine handled the exit before the OOM

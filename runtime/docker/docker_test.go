@@ -276,7 +276,12 @@ func TestHealthEvents(t *testing.T) {
 	bad := e.spec("bad")
 	bad.Health = health
 	bad.Env = []string{"HEALTH_EXIT=1"}
-	goodID, badID := e.run(good), e.run(bad)
+	hung := e.spec("hung")
+	h := *health
+	h.Timeout = 300 * time.Millisecond
+	hung.Health = &h
+	hung.Env = []string{"HEALTH_SLEEP=5000"}
+	goodID, badID, hungID := e.run(good), e.run(bad), e.run(hung)
 
 	if ev := events.waitFor(goodID, runtime.EventHealth, nil); ev.Health != "healthy" {
 		t.Fatalf("health event of the healthy container = %+v", ev)
@@ -284,15 +289,37 @@ func TestHealthEvents(t *testing.T) {
 	if ev := events.waitFor(badID, runtime.EventHealth, nil); ev.Health != "unhealthy" {
 		t.Fatalf("health event of the unhealthy container = %+v", ev)
 	}
+	if ev := events.waitFor(hungID, runtime.EventHealth, nil); ev.Health != "unhealthy" {
+		t.Fatalf("health event of the container whose check hangs = %+v", ev)
+	}
 	if c := e.inspect(goodID); c.Health != "healthy" {
 		t.Fatalf("inspect health = %q, want healthy", c.Health)
+	}
+	// The check's own answer, and no answer at all, are told apart.
+	lastCheck := func(id string) runtime.HealthResult {
+		t.Helper()
+		c := e.inspect(id)
+		if len(c.HealthLog) == 0 {
+			t.Fatalf("inspect of %s: no health check results", short(id))
+		}
+		r := c.HealthLog[len(c.HealthLog)-1]
+		if r.Start.IsZero() || r.End.Before(r.Start) {
+			t.Fatalf("health check result without its times: %+v", r)
+		}
+		return r
+	}
+	if r := lastCheck(badID); r.ExitCode != 1 {
+		t.Errorf("the failing check's result = %+v, want exit code 1", r)
+	}
+	if r := lastCheck(hungID); r.ExitCode != runtime.NoVerdict || !strings.Contains(r.Output, "timeout") {
+		t.Errorf("the hung check's result = %+v, want no verdict", r)
 	}
 	cs, err := e.d.List(e.ctx, e.labels)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, c := range cs {
-		want := map[string]string{goodID: "healthy", badID: "unhealthy"}[c.ID]
+		want := map[string]string{goodID: "healthy", badID: "unhealthy", hungID: "unhealthy"}[c.ID]
 		if c.Health != want {
 			t.Errorf("list health of %s = %q, want %q", c.Name, c.Health, want)
 		}

@@ -168,13 +168,20 @@ func (d *Driver) exitRunning(id string, code int, oom bool) error {
 }
 
 // SetHealth sets a running container's health status ("starting",
-// "healthy", "unhealthy"). Like the engine, it emits a health_status
-// event when a container becomes healthy or unhealthy, and none otherwise.
-func (d *Driver) SetHealth(id, health string) {
+// "healthy", "unhealthy") and, if given, the check results Inspect
+// reports. Like the engine, it emits a health_status event when a
+// container becomes healthy or unhealthy, and none otherwise.
+func (d *Driver) SetHealth(id, health string, log ...runtime.HealthResult) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	c, ok := d.ctrs[id]
-	if !ok || !c.c.Running() || c.c.Health == health {
+	if !ok || !c.c.Running() {
+		return
+	}
+	if len(log) > 0 {
+		c.c.HealthLog = append([]runtime.HealthResult(nil), log...)
+	}
+	if c.c.Health == health {
 		return
 	}
 	c.c.Health = health
@@ -486,7 +493,7 @@ func (d *Driver) Start(ctx context.Context, id string) error {
 	d.next++
 	c.c.State, c.c.StartedAt, c.c.ExitCode, c.c.OOMKilled, c.c.Error = runtime.StateRunning, time.Now(), 0, false, ""
 	c.c.Pid = 1000 + d.next
-	c.c.Health = ""
+	c.c.Health, c.c.HealthLog = "", nil
 	if c.spec.Health != nil {
 		c.c.Health = "starting"
 	}
@@ -826,6 +833,7 @@ func copyMap(m map[string]string) map[string]string {
 }
 
 func clone(c runtime.Container) runtime.Container {
+	c.HealthLog = append([]runtime.HealthResult(nil), c.HealthLog...)
 	c.Labels = copyMap(c.Labels)
 	c.Addresses = copyMap(c.Addresses)
 	return c

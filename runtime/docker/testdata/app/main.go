@@ -5,7 +5,8 @@
 //	                    and exit with $TERM_EXIT (default 0)
 //	app -exit N         exit at once with N
 //	app -alloc MiB      after 300ms, touch MiB of memory, then wait as above
-//	app -health         exit with $HEALTH_EXIT (the health check)
+//	app -health         exit with $HEALTH_EXIT (the health check), after
+//	                    $HEALTH_SLEEP milliseconds if set
 package main
 
 import (
@@ -26,6 +27,7 @@ func main() {
 	health := flag.Bool("health", false, "run as the health check")
 	flag.Parse()
 	if *health {
+		time.Sleep(time.Duration(envInt("HEALTH_SLEEP", 0)) * time.Millisecond)
 		os.Exit(envInt("HEALTH_EXIT", 0))
 	}
 	// As PID 1, the process ignores SIGTERM until it has a handler: set
