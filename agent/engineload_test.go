@@ -140,7 +140,7 @@ func TestUnhealthyOnASlowEngineIsHeld(t *testing.T) {
 		runtime.HealthResult{Start: now.Add(-500 * time.Millisecond), End: now, ExitCode: runtime.NoVerdict, Output: "Health check exceeded timeout (500ms)"})
 	h.waitFor("the verdict held", func() bool {
 		s := h.status("a")
-		return s.State == api.StateRunning && s.Health == "unhealthy" && strings.Contains(s.Reason, "start of task b has taken")
+		return s.State == api.StateRunning && s.Health == "unhealthy" && strings.Contains(s.Reason, "start of task b")
 	})
 	h.waitFor("b running", func() bool { return h.status("b").ContainerID != "" })
 	if s := h.status("a"); s.ContainerID != id || s.Restarts != 0 || h.drv.Calls("Stop") != 0 {
