@@ -55,8 +55,9 @@ type span struct {
 	judged   bool // the watchdog's judgement: slow whatever the bound
 }
 
-// begin records an engine call under way; the returned func records its end.
-func (l *engineLoad) begin(what string) (end func()) {
+// begin records an engine call under way; the returned func records its
+// end and reports how long the call took.
+func (l *engineLoad) begin(what string) (end func() time.Duration) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.inflight == nil {
@@ -65,13 +66,15 @@ func (l *engineLoad) begin(what string) (end func()) {
 	l.next++
 	id, began := l.next, time.Now()
 	l.inflight[id] = call{what: what, began: began}
-	return func() {
+	return func() time.Duration {
 		l.mu.Lock()
 		defer l.mu.Unlock()
 		delete(l.inflight, id)
-		if now := time.Now(); now.Sub(began) >= slowCallMin {
+		now := time.Now()
+		if now.Sub(began) >= slowCallMin {
 			l.add(span{what: what, from: began, to: now})
 		}
+		return now.Sub(began)
 	}
 }
 
@@ -131,8 +134,7 @@ func (l *engineLoad) slowDuring(from, to time.Time, bound time.Duration, now tim
 // verdict.
 func (a *Agent) heldHealth(spec *api.ServiceSpec, c runtime.Container, st *taskState, now time.Time) string {
 	h := spec.Health
-	wasReady := st.status.ContainerID == c.ID && st.status.State == api.StateRunning
-	if h == nil || len(c.HealthLog) == 0 || !wasReady {
+	if h == nil || len(c.HealthLog) == 0 || !wasReady(st, c) {
 		return "" // a task that never served has nothing to keep serving
 	}
 	retries, timeout := h.Retries, h.Timeout.D()

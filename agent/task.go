@@ -92,11 +92,11 @@ func (a *Agent) syncTask(ctx context.Context, t api.Task, cs []runtime.Container
 			if held == "" {
 				// Out of traffic at once: an unhealthy task has nothing to drain.
 				a.hooks.TaskNotReady(t)
+				args := []any{"task", t.ID}
 				if st.heldContainer == c.ID {
-					a.log.Warn("task unhealthy; restarting", "task", t.ID, "held", time.Since(st.heldSince).Round(time.Second))
-				} else {
-					a.log.Warn("task unhealthy; restarting", "task", t.ID)
+					args = append(args, "held", time.Since(st.heldSince).Round(time.Second))
 				}
+				a.log.Warn("task unhealthy; restarting", args...)
 				st.heldContainer, st.heldSince = "", time.Time{}
 				st.unhealthyStop = true
 				a.stopContainer(ctx, t, c, spec)
@@ -119,9 +119,8 @@ func (a *Agent) syncTask(ctx context.Context, t api.Task, cs []runtime.Container
 		if hasProbe(spec) {
 			// Once ready, a container stays ready (liveness is the health
 			// check's job); until then it must answer from outside.
-			wasReady := st.status.ContainerID == c.ID && st.status.State == api.StateRunning && st.status.StartedAt.Equal(c.StartedAt)
 			switch {
-			case wasReady || probeReady(ctx, spec, stackAddress(c, t.Stack, a.cfg.ClusterID)):
+			case wasReady(st, c) || probeReady(ctx, spec, stackAddress(c, t.Stack, a.cfg.ClusterID)):
 				state = api.StateRunning
 			default:
 				state = api.StateStarting
@@ -174,6 +173,11 @@ func (a *Agent) syncTask(ctx context.Context, t api.Task, cs []runtime.Container
 	default:
 		a.handleExit(ctx, t, spec, c, st)
 	}
+}
+
+// wasReady reports whether the task's last status is this run of c, ready.
+func wasReady(st *taskState, c runtime.Container) bool {
+	return st.status.ContainerID == c.ID && st.status.State == api.StateRunning && st.status.StartedAt.Equal(c.StartedAt)
 }
 
 // handleExit applies the restart policy to a container that is not running.
@@ -255,13 +259,12 @@ func (a *Agent) createAndStart(ctx context.Context, t api.Task, spec *api.Servic
 		a.waitCreatesNow(ctx, 2*time.Second) // the slot starting now first
 	}
 	cctx, cancel := a.engineCtx(ctx)
-	created := time.Now()
 	done := a.load.begin("create of task " + t.ID)
 	id, err := a.drv.Create(cctx, cs)
-	done()
+	took := done()
 	cancel()
 	a.createdNow(t.ID)
-	a.log.Debug("container created", "task", t.ID, "took", time.Since(created).Round(time.Millisecond))
+	a.log.Debug("container created", "task", t.ID, "took", took.Round(time.Millisecond))
 	if errors.Is(err, runtime.ErrConflict) {
 		id, err = a.adoptByName(ctx, t, cs.Name)
 	}
@@ -299,12 +302,11 @@ func (a *Agent) start(ctx context.Context, t api.Task, id string, st *taskState,
 	err := a.redeliverSecrets(ctx, t)
 	if err == nil {
 		sctx, cancel := a.engineCtx(ctx)
-		started := time.Now()
 		done := a.load.begin("start of task " + t.ID)
 		err = a.drv.Start(sctx, id)
-		done()
+		took := done()
 		cancel()
-		a.log.Debug("container started", "task", t.ID, "took", time.Since(started).Round(time.Millisecond))
+		a.log.Debug("container started", "task", t.ID, "took", took.Round(time.Millisecond))
 	}
 	if err != nil {
 		reason := "start container: " + err.Error()
